@@ -1,0 +1,1 @@
+"""Backbones: anything that maps input embeddings to logits over V ∪ {MASK}."""

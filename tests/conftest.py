@@ -1,0 +1,25 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(1)
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+SHARED = ROOT.parent / "shared"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: a test that takes minutes (end to end)")
+
+
+@pytest.fixture
+def shared_data():
+    path = Path(os.environ.get("RM_SHARED_DATA", SHARED / "data"))
+    if not path.exists():
+        pytest.skip(f"benchmark files not found at {path}")
+    return path
