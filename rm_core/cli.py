@@ -1,0 +1,76 @@
+"""Command-line entry points called by the Snakemake rules (``rm-core <command> ...``).
+
+Every command takes the relevant config section as JSON (``--params``), its input and
+output paths, logs to stderr (the rule sends it to ``logs/``) and writes atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+
+import torch
+
+
+def _setup(args) -> dict:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    torch.set_num_threads(max(1, int(args.threads)))
+    return json.loads(args.params)
+
+
+def _sudoku_data(a):
+    from .pipeline import sudoku
+    sudoku.make_data(_setup(a), a.seed, a.train, a.test)
+
+
+def _sudoku_train(a):
+    from .pipeline import sudoku
+    sudoku.train_variant(_setup(a), a.variant, a.seed, a.train, a.out_dir)
+
+
+def _sudoku_eval(a):
+    from .pipeline import sudoku
+    sudoku.evaluate(_setup(a), a.variant, a.model_dir, a.test, a.metrics, a.trajectories, a.scaling)
+
+
+def _sudoku_report(a):
+    from .pipeline import sudoku
+    sudoku.report(_setup(a), a.scale, a.metrics, a.scaling, a.trajectories, a.table, a.fig_trajectory, a.fig_scaling)
+
+
+COMMANDS = {
+    "sudoku-data": (_sudoku_data, [("--seed", int), ("--train", str), ("--test", str)]),
+    "sudoku-train": (_sudoku_train, [("--seed", int), ("--variant", str), ("--train", str), ("--out-dir", str)]),
+    "sudoku-eval": (_sudoku_eval, [("--variant", str), ("--model-dir", str), ("--test", str), ("--metrics", str),
+                                   ("--trajectories", str), ("--scaling", str)]),
+    "sudoku-report": (_sudoku_report, [("--scale", str), ("--metrics", list), ("--scaling", list),
+                                       ("--trajectories", str), ("--table", str), ("--fig-trajectory", str),
+                                       ("--fig-scaling", str)]),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="rm-core", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (fn, opts) in COMMANDS.items():
+        p = sub.add_parser(name)
+        p.add_argument("--params", required=True, help="the config section as JSON")
+        p.add_argument("--threads", default=1, type=int)
+        for flag, typ in opts:
+            if typ is list:
+                p.add_argument(flag, nargs="+", required=True)
+            else:
+                p.add_argument(flag, type=typ, required=True)
+        p.set_defaults(fn=fn)
+    return parser
+
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

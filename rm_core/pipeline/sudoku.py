@@ -1,0 +1,179 @@
+"""The Sudoku track (paper Table 2): data -> train one RM variant -> evaluate -> table/figures.
+
+Each function reads its inputs, writes its outputs atomically, and takes the track's
+config section (``config.yaml: sudoku``) as a plain dict.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ..backbones.small_transformer import SmallTransformer, SmallTransformerConfig
+from ..history import HistoryConfig
+from ..io import read_parquet, write_json, write_parquet
+from ..metrics.sudoku import board_metrics, summarize
+from ..objective import position_weights, rm_loss, rm_model_input
+from ..rule import rm_sample
+from ..tasks.sudoku import (SCHEMA_DOC, SudokuSpec, boards_to_frame, corrupt_boards, frame_to_boards,
+                            to_tokens, train_test_boards)
+from ..train import TrainConfig, train
+from ..trajectory import EditSetSize, UniformProposal, build_instances
+
+log = logging.getLogger(__name__)
+
+METRICS_SCHEMA = """board_id: int64, test board
+exact, valid: bool; conflict_cells, n_wrong_initial, n_remasked_wrong, n_replay, n_changed_correct,
+n_broken_correct, turns_to_fixed_point: int64 (see rm_core.metrics.sudoku)
+variant: string; turns: int64, the number of RM turns the final board was taken at"""
+
+TRAJECTORY_SCHEMA = """board_id: int64, test board
+variant: string
+trajectory: list<int64>, (turns+1)*n_cells token ids, row-major per state: state s is
+  trajectory[s*n_cells:(s+1)*n_cells]; token id d-1 is digit d, id n is MASK
+solution: list<int64>, token ids"""
+
+SCALING_SCHEMA = """variant: string; turns: int64, RM turns run
+exact_acc, valid_rate, replay_mistake, conflict_cells_per_board: float (Table 2 metrics after that many turns)"""
+
+
+def spec_of(cfg: dict) -> SudokuSpec:
+    return SudokuSpec(*cfg["box"])
+
+
+def make_data(cfg: dict, seed: int, out_train: str, out_test: str) -> None:
+    """Solved boards, train/test disjoint; test boards corrupted with ``test_wrong`` wrong digits."""
+    spec = spec_of(cfg)
+    train_b, test_b = train_test_boards(cfg["n_train"], cfg["n_test"], spec, seed)
+    corrupted, _ = corrupt_boards(test_b, tuple(cfg["test_wrong"]), seed + 1)
+    write_parquet(boards_to_frame(train_b, train_b, "train"), out_train, SCHEMA_DOC)
+    write_parquet(boards_to_frame(test_b, corrupted, "test"), out_test, SCHEMA_DOC)
+    log.info("wrote %d train and %d test boards (%dx%d)", len(train_b), len(test_b), spec.n, spec.n)
+
+
+def build_model(cfg: dict, spec: SudokuSpec) -> SmallTransformer:
+    return SmallTransformer(SmallTransformerConfig(vocab_size=spec.vocab_size, n_positions=spec.n_cells,
+                                                   mask_id=spec.mask_id, **cfg["model"]))
+
+
+def rm_sudoku_loss(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, spec: SudokuSpec):
+    """The RM objective on Sudoku: Appendix C instances with the wrong-digit proposal, Eq. 4 loss."""
+    rm = cfg["rm"]
+    T = int(cfg["T"])
+    proposal = UniformProposal(range(spec.n))
+    edit_size = EditSetSize(**rm["edit_set"])
+
+    def loss_fn(model, step, g):
+        idx = torch.randint(0, len(solutions), (cfg["train"]["batch_size"],), generator=g)
+        target = solutions[idx]
+        editable = torch.ones_like(target, dtype=torch.bool)
+        inst = build_instances(target, editable, T, spec.mask_id, proposal, g, edit_size, rm["p_wrong"])
+        logits = model.logits(rm_model_input(model, inst, editable, history, T))
+        w = position_weights(inst.edit_set, editable, rm["other_weight"])
+        out = rm_loss(logits, inst.z, target, editable, spec.mask_id, weights=w, eps=rm["eps"])
+        return out.total, out.as_floats()
+
+    return loss_fn
+
+
+def train_variant(cfg: dict, variant: str, seed: int, train_path: str, out_dir: str, stop_after=None) -> None:
+    """Train one Table-2 variant from scratch (the variant only changes the History Reference)."""
+    spec = spec_of(cfg)
+    history = HistoryConfig.from_dict(cfg["variants"][variant])
+    solution, _, _ = frame_to_boards(read_parquet(train_path, ["solution", "initial", "board_id"]))
+    solutions = torch.as_tensor(to_tokens(solution, spec))
+    torch.manual_seed(seed)
+    model = build_model(cfg, spec)
+    log.info("variant %s: %s, %d parameters", variant, history, model.num_parameters())
+    tcfg = TrainConfig.from_dict({**cfg["train"], "seed": seed})
+    fp = {"variant": variant, "history": cfg["variants"][variant], "rm": cfg["rm"], "model": cfg["model"],
+          "T": cfg["T"], "n_train": len(solutions), "box": list(cfg["box"])}
+    train(model, rm_sudoku_loss(cfg, history, solutions, spec), tcfg, out_dir, stop_after=stop_after, fingerprint=fp)
+    write_json({"variant": variant, "history": cfg["variants"][variant], "T": cfg["T"], "seed": seed},
+               Path(out_dir) / "run.json")
+
+
+@torch.no_grad()
+def evaluate(cfg: dict, variant: str, model_dir: str, test_path: str, out_metrics: str, out_traj: str,
+             out_scaling: str) -> dict:
+    """Run Eq. 1 for ``eval_turns`` turns; metrics at T (Table 2) and after each turn (scaling)."""
+    spec = spec_of(cfg)
+    history = HistoryConfig.from_dict(cfg["variants"][variant])
+    model = SmallTransformer.from_pretrained(model_dir).eval()
+    solution, initial, ids = frame_to_boards(read_parquet(test_path, ["solution", "initial", "board_id"]))
+    sol_t, init_t = to_tokens(solution, spec), torch.as_tensor(to_tokens(initial, spec))
+    T, turns = int(cfg["T"]), max(int(cfg["eval_turns"]), int(cfg["T"]))
+    editable = torch.ones_like(init_t, dtype=torch.bool)
+    trajs = []
+    for start in range(0, len(init_t), cfg["eval_batch_size"]):
+        sl = slice(start, start + cfg["eval_batch_size"])
+        res = rm_sample(model, init_t[sl], editable[sl], turns, history=history, return_trajectory=True)
+        trajs.append(res.trajectory.numpy())
+    traj = np.concatenate(trajs)
+    metrics = board_metrics(sol_t, to_tokens(initial, spec), traj[:, : T + 1], spec.mask_id, spec)
+    metrics.insert(0, "board_id", ids)
+    metrics["variant"], metrics["turns"] = variant, T
+    write_parquet(metrics, out_metrics, METRICS_SCHEMA)
+    scaling = []
+    for k in range(1, turns + 1):
+        s = summarize(board_metrics(sol_t, to_tokens(initial, spec), traj[:, : k + 1], spec.mask_id, spec))
+        scaling.append({"variant": variant, "turns": k, **{m: s[m] for m in
+                        ("exact_acc", "valid_rate", "replay_mistake", "conflict_cells_per_board")}})
+    write_parquet(pd.DataFrame(scaling), out_scaling, SCALING_SCHEMA)
+    write_parquet(pd.DataFrame({"board_id": ids, "variant": variant,
+                                "trajectory": [t.reshape(-1).tolist() for t in traj],
+                                "solution": [s.tolist() for s in sol_t]}), out_traj, TRAJECTORY_SCHEMA)
+    summary = summarize(metrics)
+    log.info("%s: %s", variant, summary)
+    return summary
+
+
+def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[str], traj_path: str,
+           table_stem: str, fig_traj_stem: str, fig_scaling_stem: str) -> pd.DataFrame:
+    """Table 2 beside the paper's numbers, a trajectory figure and the turns-vs-accuracy curve.
+
+    The three out paths are stems: any suffix is dropped and every format is written.
+    """
+    from .. import figures
+    from ..tables import PAPER_TABLE2, VARIANT_NAMES, side_by_side, write_table
+
+    table_stem, fig_traj_stem, fig_scaling_stem = (Path(p).with_suffix("") for p in
+                                                    (table_stem, fig_traj_stem, fig_scaling_stem))
+
+    rows = {}
+    for p in metrics_paths:
+        df = read_parquet(p)
+        s = summarize(df)
+        rows[df["variant"].iloc[0]] = {"Exact Acc (%)": s["exact_acc"], "Valid Rate (%)": s["valid_rate"],
+                                       "Replay Mistake (%)": s["replay_mistake"],
+                                       "Conflict Cells / board": s["conflict_cells_per_board"]}
+    ours = pd.DataFrame.from_dict(rows, orient="index")
+    table = side_by_side(ours, PAPER_TABLE2)
+    table.index = [VARIANT_NAMES.get(v, v) for v in table.index]
+    spec = spec_of(cfg)
+    n_boards = len(read_parquet(metrics_paths[0]))
+    notes = (f"Ours: {spec.n}x{spec.n} boards ({spec.box_rows}x{spec.box_cols} boxes), {n_boards} test boards with "
+             f"{cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} wrong digits, T = {cfg['T']} turns, "
+             f"{cfg['train']['steps']} training steps of batch {cfg['train']['batch_size']}. Paper: 9x9 boards with "
+             "4-20 wrong digits, 500 test boards, a 0.81M-parameter 4-layer Transformer.")
+    write_table(table, table_stem, "Table 2: Sudoku revision, History Reference ablation.", scale, notes, digits=3,
+                index_name="Variant")
+
+    scaling = pd.concat([read_parquet(p) for p in scaling_paths], ignore_index=True)
+    figures.scaling_curve(scaling, "exact_acc", fig_scaling_stem, f"Sudoku ({scale}): exact accuracy vs turns",
+                          names=VARIANT_NAMES, mark_turn=int(cfg["T"]), ylabel="Exact Acc (%)")
+    trajs = read_parquet(traj_path)
+    # the most instructive board: one the model fixed with the most re-masks
+    mask_counts = [int((np.asarray(t) == spec.mask_id).sum()) for t in trajs["trajectory"]]
+    finals = [np.asarray(t).reshape(-1, spec.n_cells)[-1] for t in trajs["trajectory"]]
+    solved = [bool((f == np.asarray(s)).all()) for f, s in zip(finals, trajs["solution"])]
+    order = sorted(range(len(trajs)), key=lambda i: (not solved[i], -mask_counts[i]))
+    i = order[0]
+    traj = np.asarray(trajs["trajectory"].iloc[i]).reshape(-1, spec.n_cells)[: int(cfg["T"]) + 1]
+    figures.sudoku_trajectory(traj, np.asarray(trajs["solution"].iloc[i]), spec.n, spec.mask_id, fig_traj_stem,
+                              f"{trajs['variant'].iloc[i]}, test board {int(trajs['board_id'].iloc[i])}")
+    return table

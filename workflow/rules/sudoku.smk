@@ -1,0 +1,100 @@
+# Sudoku track (paper Table 2): data -> one training job per variant -> eval -> table/figures.
+SUDOKU = config["sudoku"]
+SUDOKU_VARIANTS = list(SUDOKU["variants"])
+SD = f"{RESULTS}/sudoku"
+
+SUDOKU_REPORT = {
+    "table_md": f"{TABLES}/table2.md",
+    "table_tex": f"{TABLES}/table2.tex",
+    "table_csv": f"{TABLES}/table2.csv",
+    "fig_traj_png": f"{FIGURES}/sudoku_trajectory.png",
+    "fig_traj_pdf": f"{FIGURES}/sudoku_trajectory.pdf",
+    "fig_turns_png": f"{FIGURES}/sudoku_turns.png",
+    "fig_turns_pdf": f"{FIGURES}/sudoku_turns.pdf",
+}
+SUDOKU_OUTPUTS = list(SUDOKU_REPORT.values())
+
+
+rule sudoku_data:
+    output:
+        train=f"{SD}/data/train.parquet",
+        test=f"{SD}/data/test.parquet",
+    params:
+        cfg=params_json(SUDOKU, "box", "n_train", "n_test", "test_wrong"),
+        seed=config["seed"],
+    log:
+        "logs/sudoku/data.log",
+    conda:
+        "../../envs/rm_core.yaml"
+    shell:
+        "rm-core sudoku-data --params {params.cfg:q} --seed {params.seed} "
+        "--train {output.train} --test {output.test} 2> {log}"
+
+
+rule sudoku_train:
+    input:
+        train=rules.sudoku_data.output.train,
+    output:
+        model=f"{SD}/models/{{variant}}/model.safetensors",
+        config=f"{SD}/models/{{variant}}/config.json",
+        log=f"{SD}/models/{{variant}}/train_log.parquet",
+    params:
+        cfg=lambda w: params_json(SUDOKU, "box", "T", "model", "train", "rm",
+                                  variants={w.variant: SUDOKU["variants"][w.variant]}),
+        seed=config["seed"],
+        out_dir=lambda w, output: os.path.dirname(output.model),
+    wildcard_constraints:
+        variant="|".join(SUDOKU_VARIANTS),
+    threads: config["threads"]
+    log:
+        "logs/sudoku/train_{variant}.log",
+    conda:
+        "../../envs/rm_core.yaml"
+    shell:
+        "rm-core sudoku-train --params {params.cfg:q} --threads {threads} --seed {params.seed} "
+        "--variant {wildcards.variant} --train {input.train} --out-dir {params.out_dir} 2> {log}"
+
+
+rule sudoku_eval:
+    input:
+        model=rules.sudoku_train.output.model,
+        test=rules.sudoku_data.output.test,
+    output:
+        metrics=f"{SD}/eval/{{variant}}.parquet",
+        trajectories=f"{SD}/eval/{{variant}}_trajectories.parquet",
+        scaling=f"{SD}/eval/{{variant}}_scaling.parquet",
+    params:
+        cfg=lambda w: params_json(SUDOKU, "box", "T", "eval_turns", "eval_batch_size",
+                                  variants={w.variant: SUDOKU["variants"][w.variant]}),
+        model_dir=lambda w, input: os.path.dirname(input.model),
+    wildcard_constraints:
+        variant="|".join(SUDOKU_VARIANTS),
+    threads: config["threads"]
+    log:
+        "logs/sudoku/eval_{variant}.log",
+    conda:
+        "../../envs/rm_core.yaml"
+    shell:
+        "rm-core sudoku-eval --params {params.cfg:q} --threads {threads} --variant {wildcards.variant} "
+        "--model-dir {params.model_dir} --test {input.test} --metrics {output.metrics} "
+        "--trajectories {output.trajectories} --scaling {output.scaling} 2> {log}"
+
+
+rule table2:
+    input:
+        metrics=expand(f"{SD}/eval/{{variant}}.parquet", variant=SUDOKU_VARIANTS),
+        scaling=expand(f"{SD}/eval/{{variant}}_scaling.parquet", variant=SUDOKU_VARIANTS),
+        trajectories=f"{SD}/eval/{SUDOKU_VARIANTS[-1]}_trajectories.parquet",
+    output:
+        **SUDOKU_REPORT,
+    params:
+        cfg=params_json(SUDOKU, "box", "test_wrong", "T", "train"),
+        scale=config["scale"],
+    log:
+        "logs/sudoku/table2.log",
+    conda:
+        "../../envs/rm_core.yaml"
+    shell:
+        "rm-core sudoku-report --params {params.cfg:q} --scale {params.scale} --metrics {input.metrics} "
+        "--scaling {input.scaling} --trajectories {input.trajectories} --table {output.table_md} "
+        "--fig-trajectory {output.fig_traj_png} --fig-scaling {output.fig_turns_png} 2> {log}"
