@@ -162,16 +162,29 @@ def closed_form(
     lo = (tt - ends).clamp(min=0)
     hi = tt - seg_starts
     valid = seg_starts <= ends
-    table = geometric_table(cfg, d, max_steps, device=seg_embeds.device)  # (max_steps+2, d/2)
-    hi_idx = (hi + 1).clamp(min=0, max=max_steps + 1)
-    lo_idx = lo.clamp(max=max_steps + 1)
-    coef = table[hi_idx] - table[lo_idx]  # (B, N, S, d/2)
-    coef = torch.where(valid[..., None], coef, torch.zeros_like(coef))
-    z = (_as_complex(seg_embeds.to(torch.float64)) * coef).sum(dim=2)
+    # Geometric sums are tabulated in float64 (|1 - q| can be tiny), then applied in the
+    # embedding's precision (float32 at least) as 2-D rotations-with-scale.
+    work = torch.promote_types(seg_embeds.dtype, torch.float32)
+    table = geometric_table(cfg, d, max_steps, device=seg_embeds.device)  # (L, d/2), L = max_steps+2
+    L = table.shape[0]
+    # pair[lo, hi] = sum_{l=lo..hi} q^l, with an all-zero row for empty segments (index L*L).
+    pair = (table[None, 1:, :] - table[:-1, None, :]).reshape(-1, d // 2)
+    pair = torch.cat([torch.view_as_real(pair).to(work), torch.zeros(1, d // 2, 2, dtype=work, device=pair.device)])
+    hi_c = hi.clamp(min=0, max=L - 2)
+    lo_c = lo.clamp(max=L - 2)
+    idx = torch.where(valid, lo_c * (L - 1) + hi_c, torch.full_like(lo_c, pair.shape[0] - 1))
+    coef = pair[idx]  # (B, N, S, d/2, 2)
+    c, s = coef[..., 0], coef[..., 1]
+    pairs = seg_embeds.to(work).reshape(B, N, S, d // 2, 2)
+    x, y = pairs[..., 0], pairs[..., 1]
+    re = (x * c - y * s).sum(dim=2)
+    im = (x * s + y * c).sum(dim=2)
     if cfg.mode == "absolute" and cfg.rotate:
         theta = rotary_frequencies(d, cfg.base, device=seg_embeds.device)
-        z = z * torch.polar(torch.ones_like(theta), t.view(B, 1, 1).to(theta) * theta)
-    return _as_real(z).to(seg_embeds.dtype)
+        ang = t.view(B, 1, 1).to(theta) * theta
+        ca, sa = torch.cos(ang).to(work), torch.sin(ang).to(work)
+        re, im = re * ca - im * sa, re * sa + im * ca
+    return torch.stack([re, im], dim=-1).reshape(B, N, d).to(seg_embeds.dtype)
 
 
 def rms(x: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

@@ -1,0 +1,103 @@
+"""Mini text tasks: self-consistent responses, disjoint splits, bounded lengths, the char tokenizer."""
+
+import re
+
+import pytest
+
+from rm_core.metrics.code_sandbox import run_tests
+from rm_core.metrics.math_grade import grade
+from rm_core.tasks.text.layout import batch_layout
+from rm_core.tasks.text.mini import MAX_PROMPT, MAX_RESPONSE, make_mini, math_steps
+from rm_core.tasks.text.tokenizer import CharTokenizer
+
+
+@pytest.fixture(scope="module")
+def mini():
+    return {k: make_mini(k, 400, 100, seed=3) for k in ("math", "code", "mc")}
+
+
+def test_math_self_consistent(mini):
+    for df in mini["math"].values():
+        for prob, sol, ans in zip(df["problem"], df["solution"], df["answer"]):
+            assert re.fullmatch(r"\d([-+*]\d)+=", prob)
+            assert int(ans) == eval(prob[:-1])  # digits and + - * only (checked above)
+            steps = sol.split(";")
+            assert steps[-1] == "\\boxed{" + ans + "}"
+            assert steps[-2].split("=")[1] == ans  # the boxed value is the last step's result
+            for s in steps[:-1]:
+                lhs, rhs = s.split("=")
+                assert re.fullmatch(r"-?\d+[-+*]\d+", lhs) and eval(lhs) == int(rhs)
+    df = mini["math"]["test"].head(20)
+    assert all(grade(a, s, require_boxed=True) for a, s in zip(df["answer"], df["solution"]))
+    assert math_steps("7+5*3") == (["5*3=15", "7+15=22"], 22)
+
+
+def test_code_passes_own_asserts(mini):
+    df = mini["code"]["test"].head(12)
+    for prompt, code, tests in zip(df["prompt"], df["code"], df["test_list"]):
+        assert prompt.startswith("def f(x): ") and code.startswith("def f(x):\n")
+        assert len(tests) == 3
+        assert run_tests(code, tests, timeout=10).passed
+    wrong = df["code"][0].replace("return", "return 1+")
+    assert not run_tests(wrong, df["test_list"][0]).passed
+
+
+def test_mc_well_formed(mini):
+    for df in mini["mc"].values():
+        for q, ch, i, key, prompt in zip(df["question"], df["choices"], df["answer_index"], df["answer_key"], df["prompt"]):
+            assert len(set(ch)) == 4 and "ABCD"[i] == key and prompt.endswith("\nAnswer:")
+            nums = [int(c) for c in ch]
+            if q == "largest?":
+                assert nums[i] == max(nums)
+            elif q == "smallest?":
+                assert nums[i] == min(nums)
+            else:
+                a, b = map(int, q[:-2].split("+"))
+                assert nums[i] == a + b
+
+
+def test_splits_disjoint_bounded_seeded(mini):
+    keys = {"math": "problem", "code": "text"}
+    for kind, d in mini.items():
+        assert (len(d["train"]), len(d["test"])) == (400, 100)
+        for df in d.values():
+            assert df["prompt"].str.len().max() <= MAX_PROMPT and df["response"].str.len().max() <= MAX_RESPONSE
+        if kind in keys:
+            assert not set(d["train"][keys[kind]]) & set(d["test"][keys[kind]])
+    mc = mini["mc"]
+    sums = lambda df: set(df["question"][df["question"].str.contains(r"\+")])
+    assert not sums(mc["train"]) & sums(mc["test"])
+    rank = lambda df: {(q, frozenset(c)) for q, c in zip(df["question"], df["choices"]) if "+" not in q}
+    assert not rank(mc["train"]) & rank(mc["test"])
+    again = make_mini("code", 400, 100, seed=3)
+    assert again["test"].equals(mini["code"]["test"])
+    assert not make_mini("code", 400, 100, seed=4)["test"]["text"].equals(mini["code"]["test"]["text"])
+
+
+def test_char_tokenizer(tmp_path, mini):
+    tok = CharTokenizer()
+    assert (tok.pad_id, tok.eos_id, tok.mask_id, tok.sep_id, tok.vocab_size) == (0, 1, 2, 3, 100)
+    for d in mini.values():
+        for s in list(d["test"]["prompt"]) + list(d["test"]["response"]):
+            assert tok.decode(tok.encode(s)) == s
+    assert tok.decode([tok.mask_id, tok.encode("a")[0]]) == "[MASK]a"
+    assert tok.decode([tok.mask_id, tok.encode("a")[0]], skip_special_tokens=True) == "a"
+    with pytest.raises(ValueError):
+        tok.encode("é")
+    tok.save(tmp_path)
+    tok2 = CharTokenizer.load(tmp_path)
+    assert tok2.itos == tok.itos and tok2.encode("7+5=") == tok.encode("7+5=")
+
+
+def test_layout_train_matches_eval():
+    tok = CharTokenizer()
+    train = batch_layout(tok, ["7+5*3=", "1+2*3-4="], 32, responses=["5*3=15;7+15=22;\\boxed{22}", "x"], prompt_len=16)
+    evl = batch_layout(tok, ["7+5*3=", "1+2*3-4="], 32, prompt_len=16)
+    assert train["ids"].shape == (2, 48)
+    assert (train["ids"][~train["editable"]] == evl["ids"][~evl["editable"]]).all()
+    assert (evl["ids"][evl["editable"]] == tok.mask_id).all()
+    assert train["ids"][0, 15].item() == tok.sep_id and train["ids"][1, -1].item() == tok.eos_id
+    assert train["attention_mask"][0, :9].sum() == 0 and train["attention_mask"][0, 9:].all()
+    with pytest.raises(ValueError):
+        batch_layout(tok, ["x" * 20], 8, prompt_len=16)
+    assert batch_layout(tok, ["x" * 20], 8, prompt_len=16, truncate=True)["truncated"].tolist() == [True]
