@@ -11,11 +11,22 @@ configfile: "config.yaml"
 validate(config, "workflow/schemas/config.schema.yaml")
 
 
+report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: every table and figure
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sudoku.smk"
+include: "workflow/rules/text.smk"
+
+
+# The workflow's only onstart handler (real runs, not dry runs or cluster jobs): with a cluster
+# executor, stop before submitting anything if the cluster config cannot work (common.smk).
+onstart:
+    cluster_preflight(workflow)
 
 
 rule all:
     input:
         SUDOKU_OUTPUTS,
+        TEXT_OUTPUTS,
     default_target: True

@@ -51,6 +51,10 @@ COMMANDS = {
 }
 
 
+from .pipeline.text_cli import TEXT_COMMANDS  # noqa: E402  (text track: rm-core text-*)
+
+COMMANDS.update(TEXT_COMMANDS)
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rm-core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)

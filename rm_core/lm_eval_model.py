@@ -8,6 +8,9 @@ generate_until
     (``max_gen_toks`` is ignored). The answer ids are cut at the first stop id (EOS, the
     tokenizer's ``eot_id`` if any, plus ``stop_ids``), MASK/PAD ids left in the final state
     are dropped, and the text is cut at the earliest ``until`` string. ``turns`` (RM only) is the last turn that changed the sample.
+    ``rm_init`` (ours; the paper states no first state for text): "mask" starts Eq. 1 from the
+    all-MASK answer region; "draft" first decodes a draft with the low-confidence sampler in
+    ``draft_steps`` steps (same model, no history) and runs the RM turns from it.
 
 loglikelihood (forward only, no generation)
     log p(continuation | context) by LLaDA's Monte Carlo bound (get_log_likelihood.py): for
@@ -18,8 +21,11 @@ loglikelihood (forward only, no generation)
     reveal branch of Eq. 1 never emits it). ``is_greedy`` is exact for La = 1 (argmax ==
     target) and False otherwise, as in LLaDA. With ``ll_eos_fill`` the answer is the
     continuation plus EOS up to gen_length (the mini layout: the full response region is
-    scored). Each request's masks come from a generator seeded by (seed, request text), so a
-    score does not depend on batching or order.
+    scored). With ``ll_fill_visible`` as well, only the continuation's own ids are masked and the
+    EOS fill stays visible: the score is log p(continuation | context, fill), which ranks choices
+    of equal length exactly like the joint log p(continuation, fill | context) (the fill is the
+    same for every choice); a single-id continuation then needs one forward. Each request's masks
+    come from a generator seeded by (seed, request text), so a score does not depend on batching or order.
 
 loglikelihood_rolling raises: no task here needs perplexity.
 
@@ -67,6 +73,9 @@ class RMDiffusionLM(LM):
         mc_num: int = 128,
         mc_batch_size: int = 32,
         ll_eos_fill: bool = False,
+        ll_fill_visible: bool = False,
+        rm_init: str = "mask",
+        draft_steps: int = 0,
         seed: int = 0,
         **kwargs,
     ):
@@ -88,6 +97,12 @@ class RMDiffusionLM(LM):
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 8
         self.mc_num, self.mc_batch_size = int(mc_num), int(mc_batch_size)
         self.ll_eos_fill, self.seed = bool(ll_eos_fill), int(seed)
+        self.ll_fill_visible = bool(ll_fill_visible)
+        if rm_init not in ("mask", "draft"):
+            raise ValueError(f"rm_init must be 'mask' or 'draft', got {rm_init!r}")
+        if rm_init == "draft" and int(draft_steps) < 1:
+            raise ValueError("rm_init='draft' needs draft_steps >= 1")
+        self.rm_init, self.draft_steps = rm_init, int(draft_steps)
         self.records: list[dict] = []
 
     # ---- helpers ------------------------------------------------------------------------
@@ -144,19 +159,33 @@ class RMDiffusionLM(LM):
                              turns=None if turns is None else int(turns[j]))
         return out
 
+    def _draft(self, x0, editable, attn):
+        if self.rm_init == "draft":
+            return low_confidence_sample(self.model, x0, editable, self.draft_steps, block_length=self.block_length,
+                                         forbid_ids=self.forbid_ids, attention_mask=attn, schedule=self.schedule)
+        return x0
+
     def _sample(self, x0, editable, attn):
         if self.sampler == "rm":
-            res = rm_sample(self.model, x0, editable, self.steps, history=self.history, forbid_ids=self.forbid_ids,
-                            early_stop=self.early_stop, attention_mask=attn)
+            res = rm_sample(self.model, self._draft(x0, editable, attn), editable, self.steps, history=self.history,
+                            forbid_ids=self.forbid_ids, early_stop=self.early_stop, attention_mask=attn)
             return res.x.cpu(), res.turns.cpu()
         x = low_confidence_sample(self.model, x0, editable, self.steps, block_length=self.block_length,
                                   forbid_ids=self.forbid_ids, attention_mask=attn, schedule=self.schedule)
         return x.cpu(), None
 
+    @torch.no_grad()
+    def sample_trajectory(self, x0, editable, attn, turns: int) -> torch.Tensor:
+        """The RM states x^(0..turns) (B, turns+1, N) from the configured first state (test-time scaling)."""
+        res = rm_sample(self.model, self._draft(x0, editable, attn), editable, turns, history=self.history,
+                        forbid_ids=self.forbid_ids, early_stop=False, attention_mask=attn, return_trajectory=True)
+        return res.trajectory
+
     # ---- likelihood ---------------------------------------------------------------------
 
-    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int]]:
-        """Prompt block and answer ids; without [SEP], split the joint encoding as LLaDA does."""
+    def _encode_pair(self, context: str, continuation: str) -> tuple[list[int], list[int], int]:
+        """Prompt block, answer ids and the number of continuation ids before any EOS fill;
+        without [SEP], split the joint encoding as LLaDA does."""
         context = self.prompt_formatter(context)
         ctx = prompt_ids(self.tok, context, self.append_sep)
         sep = getattr(self.tok, "sep_id", None)
@@ -166,13 +195,14 @@ class RMDiffusionLM(LM):
         else:
             whole = list(self.tok.encode(context + continuation))
             ans = whole[len(ctx):] if whole[: len(ctx)] == ctx else list(self.tok.encode(continuation))
+        n_cont = len(ans)
         if self.ll_eos_fill:
             if len(ans) > self.gen_length:
                 raise ValueError(f"continuation of {len(ans)} ids > gen_length {self.gen_length}")
             ans = ans + [self.tok.eos_id] * (self.gen_length - len(ans))
         if self.prompt_len is not None:
             ctx = ctx[-self.prompt_len :]
-        return ctx, ans
+        return ctx, ans, n_cont
 
     def _mask_plan(self, la: int, n: int, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
         """(n, la) bool masks with stratified counts, and the counts."""
@@ -186,13 +216,15 @@ class RMDiffusionLM(LM):
     def loglikelihood(self, requests, disable_tqdm: bool = False) -> list[tuple[float, bool]]:
         rows = []  # (request index, prompt ids, answer ids, mask over answer, weight La/x)
         pairs = [self._encode_pair(*r.args) for r in requests]
-        for ri, (req, (ctx, ans)) in enumerate(zip(requests, pairs)):
-            la = len(ans)
+        for ri, (req, (ctx, ans, n_cont)) in enumerate(zip(requests, pairs)):
+            la = n_cont if (self.ll_eos_fill and self.ll_fill_visible) else len(ans)
             if la == 0:
                 raise ValueError(f"empty continuation in request {req.args!r}")
             gen = torch.Generator().manual_seed(self.seed * 1_000_003 + zlib.crc32("\0".join(req.args).encode()))
             n = 1 if la == 1 else self.mc_num
             masks, counts = self._mask_plan(la, n, gen)
+            if la < len(ans):  # the EOS fill stays visible
+                masks = torch.cat([masks, torch.zeros(n, len(ans) - la, dtype=torch.bool)], dim=1)
             rows += [(ri, ctx, ans, masks[j], la / int(counts[j])) for j in range(n)]
         total = torch.zeros(len(requests), dtype=torch.float64)
         nsamp = torch.zeros(len(requests), dtype=torch.float64)
@@ -200,10 +232,10 @@ class RMDiffusionLM(LM):
         for s in range(0, len(rows), self.mc_batch_size):
             chunk = rows[s : s + self.mc_batch_size]
             loss, hit = self._score_rows(chunk)
-            for (ri, _, ans, _, _), l, h in zip(chunk, loss, hit):
+            for (ri, _, ans, m, _), l, h in zip(chunk, loss, hit):
                 total[ri] += l
                 nsamp[ri] += 1
-                if len(ans) == 1:
+                if int(m.sum()) == len(ans) == 1 or (self.ll_fill_visible and pairs[ri][2] == 1):
                     greedy[ri] = bool(h)
         out = []
         for ri, req in enumerate(requests):

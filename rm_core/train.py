@@ -152,8 +152,12 @@ def train(
         else:
             log.warning("ignoring %s: it belongs to a run with other settings", ckpt_dir)
             shutil.rmtree(ckpt_dir)
-    model, opt = acc.prepare(model, opt)
-    core = acc.unwrap_model(model)
+    # The model stays unwrapped: losses call backbone methods (embed/logits) that a DDP
+    # wrapper does not expose, so gradients are averaged across processes by hand below.
+    # Each process draws its own batch: the effective batch is num_processes x batch_size.
+    model = model.to(acc.device)
+    opt = acc.prepare(opt)
+    core = model
     t0 = time.time()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or not acc.is_main_process,
                desc=out_dir.name, mininterval=5)
@@ -167,6 +171,11 @@ def train(
         loss, parts = loss_fn(model, step, g)
         opt.zero_grad(set_to_none=True)
         acc.backward(loss)
+        if acc.num_processes > 1:
+            for p in model.parameters():
+                if p.grad is not None:
+                    torch.distributed.all_reduce(p.grad)
+                    p.grad /= acc.num_processes
         if cfg.grad_clip:
             acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()

@@ -67,9 +67,16 @@ def test_dry_run_lists_every_stage_and_lint_is_clean(workdir):
 
 
 TINY = {
-    "sudoku": {"n_train": 48, "n_test": 12, "eval_turns": 7,
+    "sudoku": {"n_train": 48, "n_test": 12, "test_corruptions": 2, "eval_turns": 7,
                "model": {"d_model": 32, "n_layers": 1, "n_heads": 2},
                "train": {"steps": 6, "batch_size": 8, "warmup_steps": 1, "log_every": 2, "checkpoint_every": 3}},
+    "text": {"data": {"mini": {"n_train": 16, "n_test": 6}},  # the text track, tiny (tests/test_text_pipeline.py)
+             "backbone": {"model": {"d_model": 32, "n_layers": 1, "n_heads": 2}},
+             "base": {"train": {"steps": 4, "batch_size": 4, "lr": 3.0e-3, "warmup_steps": 1, "log_every": 2}},
+             "finetune": {"train": {"steps": 2, "batch_size": 4, "lr": 1.0e-3, "warmup_steps": 1, "log_every": 1}},
+             "probe": {"top_k": 4},
+             "eval": {"low_confidence": {"steps": 4, "block_length": None}, "scaling_turns": 3,
+                      "rm": {"turns": 2, "init": "draft", "draft_steps": 2, "early_stop": False}}},
 }
 
 
@@ -86,7 +93,7 @@ def test_mini_dag_end_to_end_and_param_edit_reruns_only_dependents(workdir):
         for ext in ("png", "pdf"):
             assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 1000
     metrics = pd.read_parquet(workdir / "results/sudoku/eval/rm_hr.parquet")
-    assert len(metrics) == 12
+    assert len(metrics) == 24 and metrics["board_id"].is_unique
     # editing an evaluation parameter reruns evaluation and the table, not data or training
     TINY2 = {**TINY, "sudoku": {**TINY["sudoku"], "eval_turns": 8}}
     r = snakemake(["all", "-n", "--configfile", write_override(workdir, TINY2)], workdir)

@@ -49,6 +49,9 @@ def make_data(cfg: dict, seed: int, out_train: str, out_test: str) -> None:
     """Solved boards, train/test disjoint; test boards corrupted with ``test_wrong`` wrong digits."""
     spec = spec_of(cfg)
     train_b, test_b = train_test_boards(cfg["n_train"], cfg["n_test"], spec, seed)
+    # Each test solution is corrupted ``test_corruptions`` times (independent draws): a 4x4
+    # Sudoku has only 288 solutions, so this is how the mini test set gets enough boards.
+    test_b = np.repeat(test_b, int(cfg.get("test_corruptions", 1)), axis=0)
     corrupted, _ = corrupt_boards(test_b, tuple(cfg["test_wrong"]), seed + 1)
     write_parquet(boards_to_frame(train_b, train_b, "train"), out_train, SCHEMA_DOC)
     write_parquet(boards_to_frame(test_b, corrupted, "test"), out_test, SCHEMA_DOC)
@@ -68,8 +71,8 @@ def rm_sudoku_loss(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, s
     edit_size = EditSetSize(**rm["edit_set"])
 
     def loss_fn(model, step, g):
-        idx = torch.randint(0, len(solutions), (cfg["train"]["batch_size"],), generator=g)
-        target = solutions[idx]
+        idx = torch.randint(0, len(solutions), (cfg["train"]["batch_size"],), generator=g, device=g.device)
+        target = solutions.to(g.device)[idx]
         editable = torch.ones_like(target, dtype=torch.bool)
         inst = build_instances(target, editable, T, spec.mask_id, proposal, g, edit_size, rm["p_wrong"])
         logits = model.logits(rm_model_input(model, inst, editable, history, T))
@@ -103,9 +106,10 @@ def evaluate(cfg: dict, variant: str, model_dir: str, test_path: str, out_metric
     """Run Eq. 1 for ``eval_turns`` turns; metrics at T (Table 2) and after each turn (scaling)."""
     spec = spec_of(cfg)
     history = HistoryConfig.from_dict(cfg["variants"][variant])
-    model = SmallTransformer.from_pretrained(model_dir).eval()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    model = SmallTransformer.from_pretrained(model_dir).to(device).eval()
     solution, initial, ids = frame_to_boards(read_parquet(test_path, ["solution", "initial", "board_id"]))
-    sol_t, init_t = to_tokens(solution, spec), torch.as_tensor(to_tokens(initial, spec))
+    sol_t, init_t = to_tokens(solution, spec), torch.as_tensor(to_tokens(initial, spec), device=device)
     T, turns = int(cfg["T"]), max(int(cfg["eval_turns"]), int(cfg["T"]))
     editable = torch.ones_like(init_t, dtype=torch.bool)
     trajs = []
@@ -156,7 +160,8 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[
     table.index = [VARIANT_NAMES.get(v, v) for v in table.index]
     spec = spec_of(cfg)
     n_boards = len(read_parquet(metrics_paths[0]))
-    notes = (f"Ours: {spec.n}x{spec.n} boards ({spec.box_rows}x{spec.box_cols} boxes), {n_boards} test boards with "
+    notes = (f"Ours: {spec.n}x{spec.n} boards ({spec.box_rows}x{spec.box_cols} boxes), {n_boards} test boards "
+             f"({cfg['n_test']} solutions x {cfg.get('test_corruptions', 1)} corruptions) with "
              f"{cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} wrong digits, T = {cfg['T']} turns, "
              f"{cfg['train']['steps']} training steps of batch {cfg['train']['batch_size']}. Paper: 9x9 boards with "
              "4-20 wrong digits, 500 test boards, a 0.81M-parameter 4-layer Transformer.")
@@ -168,12 +173,11 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[
                           names=VARIANT_NAMES, mark_turn=int(cfg["T"]), ylabel="Exact Acc (%)")
     trajs = read_parquet(traj_path)
     # the most instructive board: one the model fixed with the most re-masks
-    mask_counts = [int((np.asarray(t) == spec.mask_id).sum()) for t in trajs["trajectory"]]
-    finals = [np.asarray(t).reshape(-1, spec.n_cells)[-1] for t in trajs["trajectory"]]
-    solved = [bool((f == np.asarray(s)).all()) for f, s in zip(finals, trajs["solution"])]
-    order = sorted(range(len(trajs)), key=lambda i: (not solved[i], -mask_counts[i]))
-    i = order[0]
-    traj = np.asarray(trajs["trajectory"].iloc[i]).reshape(-1, spec.n_cells)[: int(cfg["T"]) + 1]
+    shown = [np.asarray(t).reshape(-1, spec.n_cells)[: int(cfg["T"]) + 1] for t in trajs["trajectory"]]
+    mask_counts = [int((t == spec.mask_id).sum()) for t in shown]
+    solved = [bool((t[-1] == np.asarray(s)).all()) for t, s in zip(shown, trajs["solution"])]
+    i = sorted(range(len(trajs)), key=lambda k: (not solved[k], -mask_counts[k]))[0]
+    traj = shown[i]
     figures.sudoku_trajectory(traj, np.asarray(trajs["solution"].iloc[i]), spec.n, spec.mask_id, fig_traj_stem,
                               f"{trajs['variant'].iloc[i]}, test board {int(trajs['board_id'].iloc[i])}")
     return table

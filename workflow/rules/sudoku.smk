@@ -13,6 +13,17 @@ SUDOKU_REPORT = {
     "fig_turns_pdf": f"{FIGURES}/sudoku_turns.pdf",
 }
 SUDOKU_OUTPUTS = list(SUDOKU_REPORT.values())
+# What `snakemake --report` shows (captions: workflow/report/*.rst, relative to this file).
+SUDOKU_IN_REPORT = {
+    "table_csv": dict(caption="../report/table2.rst", category="Tables", subcategory="Table 2: Sudoku"),
+    "fig_turns_png": dict(caption="../report/sudoku_turns.rst", category="Figures", subcategory="Sudoku"),
+    "fig_traj_png": dict(caption="../report/sudoku_trajectory.rst", category="Figures", subcategory="Sudoku"),
+}
+
+# Board generation (seconds even at paper scale) and the table/figures run on the submit host.
+localrules:
+    sudoku_data,
+    table2,
 
 
 rule sudoku_data:
@@ -20,10 +31,12 @@ rule sudoku_data:
         train=f"{SD}/data/train.parquet",
         test=f"{SD}/data/test.parquet",
     params:
-        cfg=params_json(SUDOKU, "box", "n_train", "n_test", "test_wrong"),
+        cfg=params_json(SUDOKU, "box", "n_train", "n_test", "test_wrong", "test_corruptions"),
         seed=config["seed"],
+    resources:
+        **slurm_resources("light"),
     log:
-        "logs/sudoku/data.log",
+        f"{LOGS}/sudoku/data.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
@@ -45,13 +58,16 @@ rule sudoku_train:
         out_dir=lambda w, output: os.path.dirname(output.model),
     wildcard_constraints:
         variant="|".join(SUDOKU_VARIANTS),
-    threads: config["threads"]
+    threads: rule_threads("sudoku_train")
+    resources:
+        **slurm_resources("sudoku_train"),
+    retries: RETRIES
     log:
-        "logs/sudoku/train_{variant}.log",
+        f"{LOGS}/sudoku/train_{{variant}}.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        "rm-core sudoku-train --params {params.cfg:q} --threads {threads} --seed {params.seed} "
+        train_launcher("sudoku_train") + "sudoku-train --params {params.cfg:q} --threads {threads} --seed {params.seed} "
         "--variant {wildcards.variant} --train {input.train} --out-dir {params.out_dir} 2> {log}"
 
 
@@ -69,9 +85,12 @@ rule sudoku_eval:
         model_dir=lambda w, input: os.path.dirname(input.model),
     wildcard_constraints:
         variant="|".join(SUDOKU_VARIANTS),
-    threads: config["threads"]
+    threads: rule_threads("cpu")
+    resources:
+        **slurm_resources("cpu"),  # rm_core's Sudoku evaluation runs on the CPU
+    retries: RETRIES
     log:
-        "logs/sudoku/eval_{variant}.log",
+        f"{LOGS}/sudoku/eval_{{variant}}.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
@@ -86,12 +105,14 @@ rule table2:
         scaling=expand(f"{SD}/eval/{{variant}}_scaling.parquet", variant=SUDOKU_VARIANTS),
         trajectories=f"{SD}/eval/{SUDOKU_VARIANTS[-1]}_trajectories.parquet",
     output:
-        **SUDOKU_REPORT,
+        **{k: report(v, **SUDOKU_IN_REPORT[k]) if k in SUDOKU_IN_REPORT else v for k, v in SUDOKU_REPORT.items()},
     params:
-        cfg=params_json(SUDOKU, "box", "test_wrong", "T", "train"),
+        cfg=params_json(SUDOKU, "box", "n_test", "test_wrong", "test_corruptions", "T", "train"),
         scale=config["scale"],
+    resources:
+        **slurm_resources("light"),
     log:
-        "logs/sudoku/table2.log",
+        f"{LOGS}/sudoku/table2.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:

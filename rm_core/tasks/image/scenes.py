@@ -72,12 +72,23 @@ class SceneSpec:
     cell: int = 8
     min_objects: int = 1
     max_objects: int = 4
+    # palette subsets (ours; default: everything). A smaller palette means fewer distinct
+    # cells, hence fewer VQ codes for a small model to learn to copy.
+    shapes: tuple = SHAPES
+    colours: tuple = tuple(COLOURS)
+    backgrounds: tuple = tuple(BACKGROUNDS)
 
     def __post_init__(self):
         if self.size % self.cell or self.cell < 6:
             raise ValueError(f"size must be a multiple of cell >= 6, got size={self.size} cell={self.cell}")
         if not 1 <= self.min_objects <= self.max_objects < self.grid**2:
             raise ValueError("need 1 <= min_objects <= max_objects < grid**2 (an empty cell for add/move)")
+        for name, chosen, known in (("shapes", self.shapes, SHAPES), ("colours", self.colours, tuple(COLOURS)),
+                                    ("backgrounds", self.backgrounds, tuple(BACKGROUNDS))):
+            object.__setattr__(self, name, tuple(chosen))
+            bad = sorted(set(chosen) - set(known))
+            if bad or len(set(chosen)) < 2:
+                raise ValueError(f"{name} must be at least two distinct names of {known}; got {tuple(chosen)}")
 
     @property
     def grid(self) -> int:
@@ -163,14 +174,14 @@ def random_scene(rng: np.random.Generator, spec: SceneSpec) -> dict:
     cells = rng.choice(spec.grid**2, size=n, replace=False)
     objs = [
         {
-            "shape": SHAPES[rng.integers(len(SHAPES))],
-            "colour": list(COLOURS)[rng.integers(len(COLOURS))],
+            "shape": spec.shapes[rng.integers(len(spec.shapes))],
+            "colour": spec.colours[rng.integers(len(spec.colours))],
             "row": int(c // spec.grid),
             "col": int(c % spec.grid),
         }
         for c in cells
     ]
-    bg = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+    bg = spec.backgrounds[rng.integers(len(spec.backgrounds))]
     return json.loads(canonical({"background": bg, "objects": objs, "size": spec.size, "cell": spec.cell}))
 
 
@@ -189,14 +200,15 @@ def random_edit(scene: dict, kind: str, rng: np.random.Generator, spec: SceneSpe
     objs = [dict(o) for o in scene["objects"]]
     after = dict(scene, objects=objs)
     if kind == "background":
-        new = _other(list(BACKGROUNDS), scene["background"], rng)
+        new = _other(list(spec.backgrounds), scene["background"], rng)
         after["background"] = new
         edit = {"kind": kind, "from": scene["background"], "to": new}
         return edit, json.loads(canonical(after)), f"change the background to {new}"
     if kind == "add":
         empty = _empty_cells(scene, spec)
         r, c = empty[rng.integers(len(empty))]
-        obj = {"shape": SHAPES[rng.integers(len(SHAPES))], "colour": list(COLOURS)[rng.integers(len(COLOURS))], "row": r, "col": c}
+        obj = {"shape": spec.shapes[rng.integers(len(spec.shapes))], "colour": spec.colours[rng.integers(len(spec.colours))],
+               "row": r, "col": c}
         objs.append(obj)
         text = f"add a {obj['colour']} {obj['shape']} at the {location_name(r, c, spec)}"
         return {"kind": kind, "object": obj}, json.loads(canonical(after)), text
@@ -207,11 +219,11 @@ def random_edit(scene: dict, kind: str, rng: np.random.Generator, spec: SceneSpe
         del objs[i]
         edit, text = {"kind": kind, "object": obj}, f"remove {ref}"
     elif kind == "recolour":
-        new = _other(list(COLOURS), obj["colour"], rng)
+        new = _other(list(spec.colours), obj["colour"], rng)
         objs[i]["colour"] = new
         edit, text = {"kind": kind, "object": obj, "colour": new}, f"make {ref} {new}"
     elif kind == "replace":
-        new = _other(SHAPES, obj["shape"], rng)
+        new = _other(list(spec.shapes), obj["shape"], rng)
         objs[i]["shape"] = new
         edit, text = {"kind": kind, "object": obj, "shape": new}, f"replace {ref} with a {new}"
     elif kind == "move":
@@ -346,10 +358,10 @@ def parse_scene(image: np.ndarray, spec: SceneSpec) -> tuple[dict, np.ndarray]:
     ring = np.ones((spec.cell, spec.cell), dtype=bool)
     ring[1:-1, 1:-1] = False
     ring_full = np.tile(ring, (spec.grid, spec.grid))
-    bgs = {name: render_background(name, spec).astype(np.float32) for name in BACKGROUNDS}
+    bgs = {name: render_background(name, spec).astype(np.float32) for name in spec.backgrounds}
     bg_name = min(bgs, key=lambda n: float(np.abs(img - bgs[n])[ring_full].mean()))
     bg = bgs[bg_name]
-    cands = [None] + [(s, c) for s in SHAPES for c in COLOURS]
+    cands = [None] + [(s, c) for s in spec.shapes for c in spec.colours]
     objs, errs = [], np.zeros((spec.grid, spec.grid))
     for r in range(spec.grid):
         for c in range(spec.grid):

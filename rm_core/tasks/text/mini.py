@@ -11,11 +11,21 @@ code whose lines chain one variable into the next.
 | mc | ``7+5=? A)12 B)13 C)11 D)2\\nAnswer:`` | ``A`` | loglikelihood of each letter (as ARC) |
 
 math: ``n_ops`` operators from + - * on digits 0-9; the steps do every * left to right, then
-+/- left to right, one ``a op b=c;`` each; the boxed value is the last step's result.
++/- left to right, one ``a op b=c;`` each; the boxed value is the last step's result. Each step
+reuses an earlier step's result, so a wrong digit anywhere disagrees with the steps after it
+(the evidence a revision can use). ``ops`` picks the operators (default "+-*"; the pipeline's
+mini config uses "+-": sums and differences of digits, learnable in minutes on a CPU).
+``subject`` is the problem type (Table 4's "by subject" at the mini scale, ``MATH_SUBJECTS``):
+``sum`` (only +), ``difference`` (only -), ``mixed`` (+ and -), ``product`` (any *);
+``level`` is the number of operators.
 code: 2-3 steps from add k, sub k, mul k, mod k, double, square, negate (k in 1-9; mul and mod
-from 2); asserts at 3 distinct x in [-9, 9].
-mc: "a+b=?" (a, b in 0-49; distractors are near misses), "largest?" and "smallest?" over 4
-distinct numbers in 0-99; letters A-D, the answer position uniform.
+from 2; ``ops`` restricts the set: the pipeline's mini config uses the four "<op> k" steps, whose
+spec words all have the same width); asserts at 3 distinct x in [-9, 9]. Each line reads the
+variable the line before it wrote, so the lines must agree with each other and with the spec.
+mc: "a+b=?" (a, b in 0..max_value//2; distractors are near misses), "largest?" and "smallest?"
+over 4 distinct numbers in 0..max_value (default 99); letters A-D, the answer position uniform.
+``answer="text"`` scores the choice texts after the bare question instead (lm-eval's ARC format;
+the pipeline's mini config, with one-digit choices).
 
 Train and test are disjoint by ``key`` (math: the expression; code: the spec; mc "a+b": the stem,
 "largest"/"smallest": stem + the set of choices). Each generator returns {"train", "test"}
@@ -35,11 +45,14 @@ MAX_PROMPT, MAX_RESPONSE = 48, 48
 
 SCHEMA_DOC = {
     "math": "unique_id: str mini_math/<split>/<n>\nproblem: str expression ending '='\nsolution: str worked steps + \\boxed{}\n"
-    "answer: str integer\nsubject: str 'mini'\nlevel: int number of operators\nprompt: str = problem\nresponse: str = solution",
+    "answer: str integer\nsubject: str problem type, one of MATH_SUBJECTS (by the number of '*')\n"
+    "level: int number of operators\nprompt: str = problem\nresponse: str = solution",
     "code": "task_id: int\ntext: str spec\ncode: str reference function f\ntest_list: list[str] 3 asserts\n"
     "test_setup_code: str ''\nchallenge_test_list: list[str] []\nprompt: str 'def f(x): <spec>'\nresponse: str = code",
     "mc": "id: str mini_mc/<split>/<n>\nquestion: str stem\nchoices: list[str] 4\nlabels: list[str] A-D\n"
-    "answer_key: str\nanswer_index: int\nprompt: str stem + lettered choices + '\\nAnswer:'\nresponse: str the letter",
+    "answer_key: str\nanswer_index: int\nprompt: str letter format: stem + lettered choices + '\\nAnswer:'; "
+    "text format: the question (+ its numbers) + '\\nAnswer:'\ntargets: list[str] the scored continuations "
+    "(letters or choice texts)\nresponse: str the correct target",
 }
 
 
@@ -63,6 +76,17 @@ def _split_unique(draw: Callable, n_train: int, n_test: int, rng: np.random.Gene
 
 
 # ---- math -------------------------------------------------------------------------------
+
+# problem type -> display name (the mini Table 4 subjects)
+MATH_SUBJECTS = {"sum": "sums", "difference": "differences", "mixed": "mixed +/-", "product": "with products"}
+
+
+def math_subject(expr: str) -> str:
+    if "*" in expr:
+        return "product"
+    plus, minus = "+" in expr, "-" in expr
+    return "mixed" if plus and minus else "sum" if plus else "difference"
+
 
 
 def math_steps(expr: str) -> tuple[list[str], int]:
@@ -89,12 +113,30 @@ def math_solution(expr: str) -> tuple[str, int]:
     return "".join(s + ";" for s in steps) + "\\boxed{" + str(value) + "}", value
 
 
-def make_math(n_train: int, n_test: int, seed: int = 0, n_ops=(2, 3)) -> dict[str, pd.DataFrame]:
+def make_math(n_train: int, n_test: int, seed: int = 0, n_ops=(2, 3), ops: str = "+-*", max_digit: int = 9,
+              balanced: bool = False) -> dict[str, pd.DataFrame]:
+    """Operands are digits 0..``max_digit``; ``balanced`` draws the subject uniformly first (ops "+-"
+    only: sum / difference / mixed), so every subject has about the same number of problems."""
+    if not ops or set(ops) - set("+-*"):
+        raise ValueError(f"math ops must be a non-empty subset of '+-*', got {ops!r}")
+    if not 1 <= max_digit <= 9:
+        raise ValueError(f"max_digit must be in 1..9, got {max_digit}")
+    if balanced and set(ops) != set("+-"):
+        raise ValueError("balanced subjects need ops '+-'")
+
     def draw(rng):
         k = int(rng.choice(list(n_ops)))
-        expr = str(rng.integers(10)) + "".join(str(rng.choice(list("+-*"))) + str(rng.integers(10)) for _ in range(k))
+        pool = list(ops)
+        if balanced:
+            pool = [["+"], ["-"], ["+", "-"]][int(rng.integers(3))]
+        while True:
+            signs = [str(rng.choice(pool)) for _ in range(k)]
+            if len(pool) == 1 or len(set(signs)) == 2:  # "mixed" needs both signs
+                break
+        expr = str(rng.integers(max_digit + 1)) + "".join(o + str(rng.integers(max_digit + 1)) for o in signs)
         solution, value = math_solution(expr)
-        return expr, {"problem": expr + "=", "solution": solution, "answer": str(value), "subject": "mini", "level": k}
+        return expr, {"problem": expr + "=", "solution": solution, "answer": str(value), "subject": math_subject(expr),
+                      "level": k}
 
     out = {}
     for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed)).items():
@@ -143,16 +185,20 @@ def _apply(ops, x: int) -> int:
     return x
 
 
-def make_code(n_train: int, n_test: int, seed: int = 0, n_steps=(2, 3)) -> dict[str, pd.DataFrame]:
+def make_code(n_train: int, n_test: int, seed: int = 0, n_steps=(2, 3), ops=None) -> dict[str, pd.DataFrame]:
+    table = [o for o in _CODE_OPS if ops is None or o[0] in ops]
+    if not table or (ops is not None and set(ops) - {o[0] for o in _CODE_OPS}):
+        raise ValueError(f"code ops must be a non-empty subset of {[o[0] for o in _CODE_OPS]}, got {ops!r}")
+
     def draw(rng):
-        ops = []
+        ops_ = []
         for _ in range(int(rng.choice(list(n_steps)))):
-            name, ks, _ = _CODE_OPS[int(rng.integers(len(_CODE_OPS)))]
-            ops.append((name, None if ks is None else int(rng.choice(list(ks)))))
-        spec = code_spec(ops)
+            name, ks, _ = table[int(rng.integers(len(table)))]
+            ops_.append((name, None if ks is None else int(rng.choice(list(ks)))))
+        spec = code_spec(ops_)
         xs = rng.choice(np.arange(-9, 10), size=3, replace=False)
-        tests = [f"assert f({int(x)})=={_apply(ops, int(x))}" for x in xs]
-        code = code_program(ops)
+        tests = [f"assert f({int(x)})=={_apply(ops_, int(x))}" for x in xs]
+        code = code_program(ops_)
         return spec, {"text": spec, "code": code, "test_list": tests, "test_setup_code": "", "challenge_test_list": []}
 
     out = {}
@@ -172,17 +218,24 @@ def mc_prompt(stem: str, choices: list[str]) -> str:
     return stem + " " + " ".join(f"{L}){c}" for L, c in zip(LETTERS, choices)) + "\nAnswer:"
 
 
-def _mc_draw(rng):
+def mc_text_prompt(stem: str, choices: list[str]) -> str:
+    """ARC-like: the question alone (a ranking question lists its numbers); each choice text is scored."""
+    if stem in ("largest?", "smallest?"):
+        stem = f"{stem[:-1]} of {','.join(choices)}?"
+    return stem + "\nAnswer:"
+
+
+def _mc_draw(rng, max_value: int = 99):
     kind = int(rng.integers(3))
     if kind == 0:
-        a, b = (int(v) for v in rng.integers(0, 50, size=2))
+        a, b = (int(v) for v in rng.integers(0, max_value // 2 + 1, size=2))
         c = a + b
         near = [c + d for d in (-10, -2, -1, 1, 2, 10)] + [abs(a - b), a * b % 100]
         pool = sorted({n for n in near if n >= 0 and n != c})
         wrong = [int(v) for v in rng.choice(pool, size=3, replace=False)]
         stem, nums = f"{a}+{b}=?", [c] + wrong
     else:
-        nums = [int(v) for v in rng.choice(100, size=4, replace=False)]
+        nums = [int(v) for v in rng.choice(max_value + 1, size=4, replace=False)]
         stem = "largest?" if kind == 1 else "smallest?"
         best = max(nums) if kind == 1 else min(nums)
         nums.remove(best)
@@ -196,13 +249,31 @@ def _mc_draw(rng):
     return key, rec
 
 
-def make_mc(n_train: int, n_test: int, seed: int = 0) -> dict[str, pd.DataFrame]:
+def make_mc(n_train: int, n_test: int, seed: int = 0, max_value: int = 99, answer: str = "letter") -> dict[str, pd.DataFrame]:
+    """``max_value``: the numbers to rank lie in 0..max_value, the summands in 0..max_value // 2.
+
+    ``answer``: "letter" (the prompt lists lettered choices, the scored continuations are the letters)
+    or "text" (ARC's lm-eval format: the prompt is the question, the scored continuations are the
+    choice texts; with max_value 9 every choice is one character, so its log-likelihood is exact).
+    ``targets`` holds the scored continuations, ``response`` the correct one.
+    """
+    if max_value < 7:
+        raise ValueError(f"mc max_value must be >= 7, got {max_value}")
+    if answer not in ("letter", "text"):
+        raise ValueError(f"mc answer must be letter|text, got {answer!r}")
     out = {}
-    for side, recs in _split_unique(_mc_draw, n_train, n_test, np.random.default_rng(seed)).items():
+    draw = lambda rng: _mc_draw(rng, max_value)  # noqa: E731
+    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed)).items():
         df = pd.DataFrame(recs, columns=["question", "choices", "labels", "answer_key", "answer_index"])
         df.insert(0, "id", [f"mini_mc/{side}/{i:05d}" for i in range(len(df))])
-        df["prompt"] = [mc_prompt(q, c) for q, c in zip(df["question"], df["choices"])]
-        df["response"] = df["answer_key"]
+        if answer == "letter":
+            df["prompt"] = [mc_prompt(q, c) for q, c in zip(df["question"], df["choices"])]
+            df["targets"] = [list(LETTERS)] * len(df)
+            df["response"] = df["answer_key"]
+        else:
+            df["prompt"] = [mc_text_prompt(q, c) for q, c in zip(df["question"], df["choices"])]
+            df["targets"] = df["choices"]
+            df["response"] = [c[i] for c, i in zip(df["choices"], df["answer_index"])]
         out[side] = df
     return out
 

@@ -1,0 +1,63 @@
+"""``rm-core text-*`` entry points (registered in rm_core.cli.COMMANDS): thin wrappers that parse
+the rule's arguments and call the stage functions of the text track."""
+
+from __future__ import annotations
+
+
+def _setup(a) -> dict:
+    from ..cli import _setup as setup
+
+    return setup(a)
+
+
+def _text_data(a):
+    from . import text
+    text.make_data(_setup(a), a.seed, a.out_dir)
+
+
+def _text_base(a):
+    from . import text_train
+    text_train.prepare_base(_setup(a), a.seed, a.pairs, a.out)
+
+
+def _text_probe(a):
+    from . import text
+    text.probe(_setup(a), a.base, a.pairs, a.out)
+
+
+def _text_train(a):
+    from . import text_train
+    probe = None if a.probe in ("", "none") else a.probe
+    text_train.train(_setup(a), a.objective, a.seed, a.pairs, a.base, probe, a.out)
+
+
+def _text_eval(a):
+    from . import text_eval
+    text_eval.evaluate(_setup(a), a.model, a.name, a.sampler, a.tasks, a.samples, a.summary,
+                       out_scaling=_opt(a.scaling), out_traj=_opt(a.trajectories))
+
+
+def _opt(path: str):
+    """'none' (or empty) for an output the rule does not have."""
+    return None if path in ("", "none") else path
+
+
+def _text_report(a):
+    from . import text_report
+    text_report.report(_setup(a), a.scale, a.tasks, a.summaries, a.samples, a.scaling, a.trajectories,
+                       a.table3, a.table4, a.fig_scaling, a.fig_trajectory)
+
+
+TEXT_COMMANDS = {
+    "text-data": (_text_data, [("--seed", int), ("--out-dir", str)]),
+    "text-base": (_text_base, [("--seed", int), ("--pairs", str), ("--out", str)]),
+    "text-probe": (_text_probe, [("--base", str), ("--pairs", str), ("--out", str)]),
+    "text-train": (_text_train, [("--objective", str), ("--seed", int), ("--pairs", str), ("--base", str),
+                                 ("--probe", str), ("--out", str)]),
+    "text-eval": (_text_eval, [("--model", str), ("--name", str), ("--sampler", str), ("--tasks", str),
+                               ("--samples", str), ("--summary", str), ("--scaling", str),
+                               ("--trajectories", str)]),
+    "text-report": (_text_report, [("--scale", str), ("--tasks", str), ("--summaries", list), ("--samples", list),
+                                   ("--scaling", list), ("--trajectories", str), ("--table3", str), ("--table4", str),
+                                   ("--fig-scaling", str), ("--fig-trajectory", str)]),
+}

@@ -1,0 +1,314 @@
+"""The text track, part 4: Table 3, Table 4 and the two figures.
+
+Table 3: one row per benchmark (MATH500, MBPP, ARC-Challenge; at the mini scale their analogues
+mini_math, mini_code, mini_mc), columns base (LLaDA) / vanilla SFT / RM, ours beside the paper's;
+SFT and RM are the mean over seeds, with the std and the per-seed values in extra columns.
+Table 4: accuracy by subject, vanilla SFT vs RM, from the per-sample results: the paper scale has
+the seven Minerva MATH subjects (+ the per-problem aggregate); the mini scale has the mini math
+problem types (``tasks.text.mini.MATH_SUBJECTS``) and prints the paper's subjects in their own
+rows, so no number of ours sits beside a paper number it does not correspond to.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..io import read_parquet, write_text
+
+MODEL_LABELS = {"base": "LLaDA", "sft": "Vanilla SFT", "rm": "RM"}
+METRIC = {"math_verify": "math", "pass_at_1": "code", "acc": "mc"}
+
+
+def _family(name: str) -> str:
+    return name.split("_s")[0]
+
+
+def _seed(name: str):
+    m = re.search(r"_s(\d+)$", name)
+    return int(m.group(1)) if m else None
+
+
+def load_summaries(paths: list[str]) -> dict:
+    out = {}
+    for p in paths:
+        d = json.loads(Path(p).read_text())
+        out[d["model"]] = d
+    return out
+
+
+def _score(summary: dict, task: str) -> float:
+    res = summary["results"].get(task, {})
+    for k in ("math_verify", "pass_at_1", "acc"):
+        if k in res:
+            return 100.0 * float(res[k])
+    return float("nan")
+
+
+def table3(summaries: dict, info: dict) -> pd.DataFrame:
+    from ..tables import PAPER_TABLE3
+
+    rows = {}
+    for row in [r for r in ("MATH500", "MBPP", "ARC-Challenge") if r in info["table3"]]:
+        task = info["table3"][row]
+        label = row if info["kind"] != "mini" else f"{row} (mini: {task})"
+        r = {}
+        for fam in ("base", "sft", "rm"):
+            names = sorted(n for n in summaries if _family(n) == fam)
+            vals = [_score(summaries[n], task) for n in names]
+            r[f"{MODEL_LABELS[fam]} (ours)"] = float(np.mean(vals)) if vals else float("nan")
+            r[f"{MODEL_LABELS[fam]} (paper)"] = float(PAPER_TABLE3.loc[row, fam])
+            if fam != "base":
+                r[f"{MODEL_LABELS[fam]} ± std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
+                r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(
+                    f"s{_seed(n)}: {v:.1f}" for n, v in zip(names, vals))
+        rows[label] = r
+    cols = ["LLaDA (ours)", "LLaDA (paper)", "Vanilla SFT (ours)", "Vanilla SFT (paper)", "RM (ours)", "RM (paper)",
+            "Vanilla SFT ± std", "RM ± std", "Vanilla SFT per seed", "RM per seed"]
+    return pd.DataFrame.from_dict(rows, orient="index")[cols]
+
+
+def subject_frame(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
+    """Per-sample rows of the Table 4 problems with a ``subject`` column (display name)."""
+    subj = info.get("subjects") or {}
+    if subj.get("source") == "mini_math":
+        test = read_parquet(info["paths"]["mini_math"], ["unique_id", "subject"])
+        names = subj["names"]
+        s = samples[samples["task"] == "mini_math"].copy()
+        s["subject"] = s["prompt_id"].map(dict(zip(test["unique_id"], test["subject"]))).map(names)
+        return s
+    prefix = "minerva_math_rm_"
+    s = samples[samples["task"].str.startswith(prefix)].copy()
+    s["subject"] = s["task"].str[len(prefix):].map(subj.get("names") or {})
+    return s
+
+
+def table4(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
+    """Rows: subjects + Aggregate; columns: SFT/RM ours (mean over seeds) and paper."""
+    from ..tables import PAPER_TABLE4
+
+    s = subject_frame(samples, info)
+    s["family"] = s["model"].map(_family)
+    present = set(s["subject"].dropna())
+    order = [n for n in (info.get("subjects") or {}).get("names", {}).values() if n in present]
+    out = {}
+    for subject in order + ["Aggregate"]:
+        part = s if subject == "Aggregate" else s[s["subject"] == subject]
+        r = {}
+        for fam in ("sft", "rm"):
+            per_seed = part[part["family"] == fam].groupby("model")["correct"].mean() * 100
+            r[f"{MODEL_LABELS[fam]} (ours)"] = float(per_seed.mean()) if len(per_seed) else float("nan")
+            r[f"{MODEL_LABELS[fam]} (paper)"] = (float(PAPER_TABLE4.loc[fam, subject]) if subject in PAPER_TABLE4.columns
+                                                 else float("nan"))
+            r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(f"s{_seed(m)}: {v:.1f}" for m, v in per_seed.items())
+        r["n problems"] = int(part[part["family"] == "sft"]["prompt_id"].nunique()) if len(part) else 0
+        out[subject] = r
+    for subject in PAPER_TABLE4.columns:  # the paper's subjects that are not ours (mini scale)
+        if subject not in out:
+            out[f"{subject} (paper only)"] = {f"{MODEL_LABELS[f]} (paper)": float(PAPER_TABLE4.loc[f, subject])
+                                              for f in ("sft", "rm")}
+    cols = ["Vanilla SFT (ours)", "Vanilla SFT (paper)", "RM (ours)", "RM (paper)", "Vanilla SFT per seed",
+            "RM per seed", "n problems"]
+    return pd.DataFrame.from_dict(out, orient="index").reindex(columns=cols)
+
+
+# ------------------------------------------------------------------------------ figures
+
+TASK_TITLES = {"mini_math": "mini math (MATH500 analogue)", "mini_code": "mini code (MBPP analogue)",
+               "math500_rm": "MATH500", "mbpp_rm": "MBPP (70% test)"}
+
+
+def scaling_figure(scaling: pd.DataFrame, summaries: dict, T: int, stem, title: str) -> None:
+    import matplotlib.pyplot as plt
+
+    from ..figures import save
+
+    tasks = list(dict.fromkeys(scaling["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        part = scaling[scaling["task"] == task]
+        for name, p in part.groupby("model", sort=True):
+            p = p.sort_values("turns")
+            ax.plot(p["turns"], p["accuracy"], marker="o", ms=3, label=f"RM seed {_seed(name)}")
+        for fam, ls in (("sft", "--"), ("base", ":")):
+            vals = [_score(summaries[n], task) for n in summaries if _family(n) == fam]
+            if vals:
+                ax.axhline(float(np.mean(vals)), color="grey" if fam == "base" else "black", ls=ls, lw=1,
+                           label=f"{MODEL_LABELS[fam]} (low-confidence){' mean' if len(vals) > 1 else ''}")
+        ax.axvline(T, color="tab:red", ls=":", lw=1, label=f"T = {T} (training; Table 3)")
+        ax.set_xlabel("RM turns at test time")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(TASK_TITLES.get(task, task), fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    save(fig, stem)
+
+
+def _changes(states: np.ndarray, mask_id: int):
+    """Per state s >= 1 and position: 'remask' (visible -> MASK), 'reveal' (MASK -> token), 'keep'."""
+    prev, cur = states[:-1], states[1:]
+    kind = np.full(cur.shape, "keep", dtype=object)
+    kind[(prev != mask_id) & (cur == mask_id)] = "remask"
+    kind[(prev == mask_id) & (cur != mask_id)] = "reveal"
+    return kind
+
+
+def pick_example(traj: pd.DataFrame, mask_id: int, T: int, task: str):
+    """An example of ``task`` that ends correct at T after re-masking a token that then changed;
+    else the one with the most re-masks."""
+    best, best_key = None, None
+    for i, r in traj[traj["task"] == task].reset_index(drop=True).iterrows():
+        G = int(r["gen_length"])
+        st = np.asarray(r["states"]).reshape(-1, G)[: T + 1]
+        kinds = _changes(st, mask_id)
+        last = len(st) - 1
+        n_remask = int((kinds == "remask").sum())
+        fixed = 0
+        for pos in range(G):  # a token re-masked and later revealed as another token
+            col = st[:, pos]
+            vis = [(s, v) for s, v in enumerate(col) if v != mask_id]
+            fixed += sum(1 for (s1, a), (s2, b) in zip(vis, vis[1:]) if a != b and s2 > s1 + 1)
+        correct = bool(r["correct"][last])
+        key = (correct and fixed > 0, correct, fixed, n_remask)
+        if best_key is None or key > best_key:
+            best, best_key = r, key
+    return best
+
+
+def render_trajectory(row, tok, T: int) -> tuple[list[list[tuple[str, str]]], str]:
+    """States 0..T of one example as [(char, kind)] rows and a Markdown rendering.
+
+    kind: 'mask' (MASK), 'remask' (re-masked at this turn), 'reveal' (revealed this turn, a change),
+    'keep'. EOS fill is cut after the first EOS; newlines are shown as '⏎'.
+    """
+    G = int(row["gen_length"])
+    st = np.asarray(row["states"]).reshape(-1, G)[: T + 1]
+    kinds = np.vstack([np.full((1, G), "keep", dtype=object), _changes(st, tok.mask_id)])
+    eos = [int(np.argmax(s == tok.eos_id)) if (s == tok.eos_id).any() else G for s in st]
+    width = max(eos) + 1 if max(eos) < G else G
+    lines, md = [], []
+    for s in range(len(st)):
+        cells = []
+        for pos in range(width):
+            v = int(st[s, pos])
+            if v == tok.mask_id:
+                ch, k = "_", "remask" if kinds[s, pos] == "remask" else "mask"
+            elif v == tok.eos_id:
+                ch, k = "·", "reveal" if kinds[s, pos] == "reveal" else "keep"
+            else:
+                ch = tok.decode([v]).replace("\n", "⏎") or "?"
+                k = "reveal" if kinds[s, pos] == "reveal" and s > 0 and st[s - 1, pos] == tok.mask_id else kinds[s, pos]
+            cells.append((ch, k))
+        lines.append(cells)
+        txt = "".join(f"[{c}]" if k == "remask" else c for c, k in cells)
+        md.append(f"| {s} | `{txt}` | {'✓' if row['correct'][s] else '✗'} |")
+    head = [f"Prompt: `{row['prompt']}` ({row['task']}, {row['model']}, prompt id {row['prompt_id']})", "",
+            "State 0 is the first state; each later row is one turn of Eq. 1. `_` = MASK, `[_]` = re-masked "
+            "at this turn (it was a visible token), `·` = EOS fill, ⏎ = newline.", "",
+            "| turn | answer region | correct |", "|---|---|---|"]
+    return lines, "\n".join(head + md) + "\n"
+
+
+def _tex_safe(text: str) -> str:
+    """Literal text for matplotlib (no mathtext)."""
+    return text.replace("$", "\\$")
+
+
+def trajectory_figure(lines, title: str, stem, max_cells: int = 120) -> None:
+    """One row per state, one cell per token (at most ``max_cells``; token text cut to 3 characters)."""
+    import matplotlib.pyplot as plt
+
+    from ..figures import save
+
+    lines = [cells[:max_cells] for cells in lines]
+    title = _tex_safe(title if len(title) < 160 else title[:157] + "...")
+    colours = {"mask": "#92c5de", "remask": "#d6604d", "reveal": "#fddbc7", "keep": "#ffffff"}
+    n, w = len(lines), max(len(x) for x in lines)
+    fig, ax = plt.subplots(figsize=(0.16 * w + 1.2, 0.36 * n + 0.9))
+    for r, cells in enumerate(lines):
+        ax.text(-1.0, r, "start" if r == 0 else f"turn {r}", ha="right", va="center", fontsize=7)
+        for c, (ch, k) in enumerate(cells):
+            ax.add_patch(plt.Rectangle((c - 0.5, r - 0.45), 1, 0.9, color=colours[k], lw=0))
+            ax.text(c, r, _tex_safe(ch[:3]), ha="center", va="center", fontsize=7 if len(ch) < 2 else 4,
+                    family="monospace",
+                    color="white" if k == "remask" else "black")
+    ax.set_xlim(-5, w)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.axis("off")
+    ax.set_title(title + "\n(blue: MASK; red: re-masked at this turn; peach: revealed at this turn)", fontsize=8)
+    save(fig, stem)
+
+
+def report(cfg: dict, scale: str, tasks_json: str, summary_paths: list[str], sample_paths: list[str],
+           scaling_paths: list[str], traj_path: str, table3_stem: str, table4_stem: str, fig_scaling: str,
+           fig_traj: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from ..tables import write_table
+    from .text import read_model_ref  # noqa: F401 (kept for symmetry)
+
+    table3_stem, table4_stem, fig_scaling, fig_traj = (Path(p).with_suffix("") for p in
+                                                       (table3_stem, table4_stem, fig_scaling, fig_traj))
+    info = json.loads(Path(tasks_json).read_text())
+    summaries = load_summaries(summary_paths)
+    samples = pd.concat([read_parquet(p) for p in sample_paths], ignore_index=True)
+    T = int(cfg["rm"]["T"])
+    ft = cfg["finetune"]["train"]
+    ev = cfg["eval"]
+    seeds = sorted({_seed(n) for n in summaries if _seed(n) is not None})
+    n_docs = {t: int(samples[(samples["task"] == t) & (samples["model"] == "base")].shape[0])
+              for t in info["table3"].values()}
+    bb = cfg["backbone"]
+    who = ("a SmallTransformer MDM (char vocabulary) pre-trained here as a plain MDM" if bb["kind"] == "small"
+           else "LLaDA-8B-Instruct")
+    rm_dec = (f"Eq. 1 for {ev['rm']['turns']} turns from "
+              + ("an all-MASK answer region" if ev["rm"].get("init", "mask") == "mask"
+                 else f"a {ev['rm']['draft_steps']}-step low-confidence draft"))
+    notes = (f"Ours: base = {who}; vanilla SFT and RM fine-tuned from it on the same pairs for the same "
+             f"{ft['steps']} steps of batch {ft['batch_size']} (equal compute), seeds {seeds}; the (ours) cells of "
+             f"SFT and RM are the mean over seeds. Decoding: base and SFT low-confidence remasking "
+             f"({ev['low_confidence']['steps']} steps, {cfg['layout']['gen_length']} answer tokens); RM {rm_dec}, "
+             f"History Reference {cfg['rm']['history']}. Test docs per row: {n_docs}. Multiple choice is forward-only "
+             "(log-likelihood of each choice). Paper: LLaDA-8B-Instruct, MATH500 / MBPP 70% test / ARC-Challenge.")
+    if info["kind"] == "mini":
+        notes += (" Mini rows are procedurally generated analogues of the benchmarks (rm_core/tasks/text/mini.py): "
+                  "their numbers measure the same mechanism, not the benchmarks themselves.")
+    t3 = table3(summaries, info)
+    write_table(t3, table3_stem, "Table 3: text reasoning, LLaDA vs vanilla SFT vs RM (accuracy, %).", scale, notes,
+                digits=1, index_name="Benchmark")
+    t4 = table4(samples, info)
+    sub_note = ("Mini subjects are the mini math problem types (by the number of products; "
+                "rm_core/tasks/text/mini.py: MATH_SUBJECTS); the paper's seven Minerva MATH subjects are listed in "
+                "their own rows with no number of ours. Aggregate = per-problem accuracy over all test problems."
+                if info["kind"] == "mini" else
+                "Minerva MATH 0-shot by subject over the 5000-problem MATH test set; Aggregate = per-problem accuracy.")
+    write_table(t4, table4_stem, "Table 4: math accuracy by subject, vanilla SFT vs RM (%).", scale,
+                sub_note + " " + notes, digits=2, index_name="Subject")
+    scaling = pd.concat([read_parquet(p) for p in scaling_paths], ignore_index=True)
+    scaling_figure(scaling, summaries, T, fig_scaling, f"Text ({scale}): accuracy vs RM turns (test-time scaling)")
+    traj = read_parquet(traj_path)
+    tok = _tokenizer_for(cfg, summaries, traj_path)
+    task = next(iter(dict.fromkeys(traj["task"])))
+    row = pick_example(traj, tok.mask_id, T, task)
+    lines, md = render_trajectory(row, tok, T)
+    trajectory_figure(lines, f"{row['model']} on {row['task']}: {row['prompt']!r}", fig_traj)
+    write_text(f"# One RM revision trajectory ({scale})\n\n" + md, fig_traj.with_suffix(".md"))
+    return t3, t4
+
+
+def _tokenizer_for(cfg: dict, summaries: dict, traj_path: str):
+    """The tokenizer of the RM model whose trajectories are shown (its model folder)."""
+    from .text import read_model_ref
+
+    model_dir = Path(traj_path).parents[1] / "models" / read_parquet(traj_path, ["model"])["model"].iloc[0]
+    ref = read_model_ref(model_dir / "model.json")
+    if ref["kind"] == "small":
+        from ..tasks.text.tokenizer import CharTokenizer
+
+        return CharTokenizer.load(ref["dir"])
+    from ..backbones.llada_tokenizer import LLaDATokenizer
+
+    return LLaDATokenizer.from_pretrained(ref["dir"])

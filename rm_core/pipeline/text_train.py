@@ -1,0 +1,181 @@
+"""The text track, part 2: the base model and the two fine-tunings (vanilla SFT and RM).
+
+- ``prepare_base``: mini (``backbone.kind: small``) pre-trains a SmallTransformer from scratch as a
+  plain MDM on the training pairs (it plays LLaDA-8B-Instruct's role: the starting point of both
+  fine-tunings, the baseline row of Table 3 and the frozen probe model); paper (``llada``) checks
+  the published checkpoint offline and references it where it lies.
+- ``train``: from the base, ``objective`` "sft" (LLaDA's MDM loss: t ~ U(0,1), mask each answer
+  token w.p. t, CE/t on masked tokens) or "rm" (Appendix C with the cached top-k proposal, T
+  steps, History Reference, Eq. 4 loss). Both draw the same batches of the same pairs for the
+  same number of steps (``finetune.train``): equal compute. One trainer (rm_core.train) with
+  exact resume; LLaDA in bf16 with gradient checkpointing; multi-GPU through accelerate.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from ..history import HistoryConfig
+from ..io import read_parquet, write_json
+from ..objective import mdm_corrupt, mdm_loss, rm_loss, rm_model_input
+from ..train import TrainConfig, train as run_training
+from ..trajectory import EditSetSize, TopKProposal, UniformProposal, build_instances
+from .text import (PairEncoder, backbone_kind, file_digest, forbid_ids, load_backbone, load_probe,
+                   read_model_ref, response_fits, save_backbone, write_model_ref)
+
+log = logging.getLogger(__name__)
+OBJECTIVES = ("pretrain", "sft", "rm")
+
+
+def _is_main_process() -> bool:
+    from accelerate import PartialState
+
+    return PartialState().is_main_process
+
+
+def _fitting_pairs(tok, cfg: dict, pairs_path: str):
+    pairs = read_parquet(pairs_path, ["id", "task", "prompt", "response"])
+    keep = response_fits(tok, pairs["response"], int(cfg["layout"]["gen_length"]))
+    if not keep.all():
+        log.warning("%d of %d training responses exceed gen_length and are left out", int((~keep).sum()), len(keep))
+    return pairs[keep].reset_index(drop=True)
+
+
+def _sample_idx(n: int, batch_size: int, g: torch.Generator) -> torch.Tensor:
+    return torch.randint(0, n, (batch_size,), generator=g, device=g.device).cpu()
+
+
+def mdm_objective(enc: PairEncoder, mask_id: int, batch_size: int):
+    """Vanilla MDM / SFT loss (LLaDA's: prompt never masked, EOS fill trained)."""
+
+    def loss_fn(model, step, g):
+        b = enc.batch(_sample_idx(len(enc), batch_size, g), g.device)
+        x, masked, p = mdm_corrupt(b["ids"], b["editable"], mask_id, g)
+        logits = model.logits(model.embed(x), attention_mask=b["attention_mask"])
+        loss = mdm_loss(logits, b["ids"], masked, p, b["editable"])
+        return loss, {"mdm": float(loss.detach()), "masked_frac": float(masked.sum() / b["editable"].sum())}
+
+    return loss_fn
+
+
+def rm_objective(enc: PairEncoder, topk_ids: torch.Tensor, topk_probs: torch.Tensor, tok, cfg: dict,
+                 batch_size: int):
+    """Appendix C on text: wrong tokens from the frozen model's cached top-k (target removed)."""
+    rm = cfg["rm"]
+    T = int(rm["T"])
+    history = HistoryConfig.from_dict(rm["history"])
+    edit_size = EditSetSize(**rm["edit_set"])
+    special = {tok.mask_id, *forbid_ids(tok)}
+    vocab = getattr(tok, "vocab_size", None) or len(tok)
+    fallback = UniformProposal([i for i in range(vocab) if i not in special])
+    G = topk_ids.shape[1]
+
+    def loss_fn(model, step, g):
+        dev = g.device
+        idx = _sample_idx(len(enc), batch_size, g)
+        b = enc.batch(idx, dev)
+        target, editable = b["ids"], b["editable"]
+        B, N = target.shape
+        k = topk_ids.shape[-1]
+        ids = torch.zeros(B, N, k, dtype=torch.long, device=dev)
+        probs = torch.zeros(B, N, k, dtype=torch.float32, device=dev)
+        ids[:, N - G:] = topk_ids[idx].to(dev)
+        probs[:, N - G:] = topk_probs[idx].to(dev)
+        proposal = TopKProposal(ids, probs, fallback)
+        inst = build_instances(target, editable, T, tok.mask_id, proposal, g, edit_size, float(rm["p_wrong"]))
+        logits = model.logits(rm_model_input(model, inst, editable, history, T), attention_mask=b["attention_mask"])
+        out = rm_loss(logits, inst.z, target, editable, tok.mask_id, eps=float(rm["eps"]))
+        return out.total, out.as_floats()
+
+    return loss_fn
+
+
+def _new_small_model(cfg: dict, tok):
+    from ..backbones.small_transformer import SmallTransformer, SmallTransformerConfig
+
+    lay = cfg["layout"]
+    n = int(lay["prompt_len"]) + int(lay["gen_length"])
+    return SmallTransformer(SmallTransformerConfig(vocab_size=tok.vocab_size, n_positions=n, mask_id=tok.mask_id,
+                                                   **cfg["backbone"]["model"]))
+
+
+def prepare_base(cfg: dict, seed: int, pairs_path: str, out_ref: str, stop_after=None) -> dict:
+    """The starting checkpoint: mini pre-trains it here (plain MDM); paper references the local
+    LLaDA-8B-Instruct folder ``backbone.path`` after loading its config and tokenizer offline."""
+    bb = cfg["backbone"]
+    out_dir = Path(out_ref).parent
+    if bb["kind"] == "llada":
+        from ..backbones.llada import LLaDAConfig, checkpoint_files
+        from ..backbones.llada_tokenizer import LLaDATokenizer
+
+        path = Path(bb["path"])
+        if not (path / "config.json").exists():
+            raise FileNotFoundError(
+                f"text.backbone.path: no LLaDA checkpoint at {path} (config.json missing). Download "
+                "GSAI-ML/LLaDA-8B-Instruct (safetensors shards, config.json, tokenizer.json, tokenizer_config.json) "
+                "to that folder; nothing is fetched at run time.")
+        LLaDAConfig.from_file(path / "config.json")
+        checkpoint_files(path)
+        LLaDATokenizer.from_pretrained(path)
+        return write_model_ref(out_ref, "llada", path, {"source": "published checkpoint"})
+    if bb["kind"] != "small":
+        raise ValueError(f"text.backbone.kind must be small|llada, got {bb['kind']!r}")
+    from ..tasks.text.tokenizer import CharTokenizer
+
+    tok = CharTokenizer()
+    torch.manual_seed(seed)
+    model = _new_small_model(cfg, tok)
+    pairs = _fitting_pairs(tok, cfg, pairs_path)
+    enc = PairEncoder(tok, cfg, pairs)
+    tcfg = TrainConfig.from_dict({**cfg["base"]["train"], "seed": seed})
+    log.info("base: SmallTransformer %d parameters, plain MDM pre-training on %d pairs, %d steps x %d",
+             model.num_parameters(), len(enc), tcfg.steps, tcfg.batch_size)
+    fp = {"objective": "pretrain", "model": cfg["backbone"]["model"], "layout": cfg["layout"], "n": len(enc),
+          "pairs": file_digest(pairs_path)}
+    df = run_training(model, mdm_objective(enc, tok.mask_id, tcfg.batch_size), tcfg, out_dir,
+                      stop_after=stop_after, fingerprint=fp)
+    if stop_after is not None and not (out_dir / "model.safetensors").exists():
+        return {}
+    save_backbone(model, tok, out_dir)
+    write_json({"objective": "pretrain", "seed": seed, "steps": tcfg.steps, "final_loss": float(df["loss"].iloc[-1])},
+               out_dir / "run.json")
+    return write_model_ref(out_ref, "small", out_dir, {"objective": "pretrain"})
+
+
+def train(cfg: dict, objective: str, seed: int, pairs_path: str, base_ref: str, probe_path: str | None,
+          out_ref: str, stop_after=None) -> dict:
+    """Fine-tune the base with ``objective`` ("sft" or "rm"); write the model and its ``model.json``."""
+    if objective not in ("sft", "rm"):
+        raise ValueError(f"objective must be sft|rm, got {objective!r}")
+    out_dir = Path(out_ref).parent
+    base = read_model_ref(base_ref)
+    model, tok = load_backbone(base_ref, cfg["backbone"], "cpu")
+    if cfg["backbone"].get("gradient_checkpointing") and hasattr(model, "gradient_checkpointing_enable"):
+        model.gradient_checkpointing_enable()
+    pairs = _fitting_pairs(tok, cfg, pairs_path)
+    enc = PairEncoder(tok, cfg, pairs)
+    tcfg = TrainConfig.from_dict({**cfg["finetune"]["train"], "seed": seed})
+    if objective == "sft":
+        loss_fn = mdm_objective(enc, tok.mask_id, tcfg.batch_size)
+        extra = {}
+    else:
+        if probe_path is None:
+            raise ValueError("RM training needs the probe cache")
+        tid, tp = load_probe(probe_path, list(pairs["id"]))
+        loss_fn = rm_objective(enc, tid, tp, tok, cfg, tcfg.batch_size)
+        extra = {"rm": cfg["rm"], "probe": cfg["probe"]}
+    log.info("%s (seed %d) from %s: %d pairs, %d steps x %d", objective, seed, base["dir"], len(enc), tcfg.steps,
+             tcfg.batch_size)
+    fp = {"objective": objective, "base": base["fingerprint"], "pairs": file_digest(pairs_path), "layout": cfg["layout"],
+          **extra}
+    df = run_training(model, loss_fn, tcfg, out_dir, stop_after=stop_after, fingerprint=fp)
+    if not _is_main_process() or (stop_after is not None and not (out_dir / "train_log.parquet").exists()):
+        return {}  # multi-GPU: only the main process writes; a stopped test run writes nothing
+    save_backbone(model, tok, out_dir)
+    write_json({"objective": objective, "seed": seed, "steps": tcfg.steps, "batch_size": tcfg.batch_size,
+                "base": base["fingerprint"], "final_loss": float(df["loss"].iloc[-1]) if len(df) else None},
+               out_dir / "run.json")
+    return write_model_ref(out_ref, backbone_kind(model), out_dir, {"objective": objective, "seed": seed})

@@ -1,0 +1,204 @@
+"""The cluster side of the workflow, without a cluster: the SLURM profile's dry runs at both
+scales, the resource helper's errors, the paper config's completeness, the training launcher,
+config-driven retries, and (only where a SLURM controller answers) the GPU-partition check.
+
+Atomic outputs (what makes `--rerun-incomplete` safe) are tested in test_io_tables.py, and a
+killed-and-resumed training run equals an uninterrupted one in test_train_resume.py.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+PAPER = "config/paper.yaml"
+
+
+def snakemake(args, cwd, timeout=300):
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    r = subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                       timeout=timeout)
+    r.out = r.stdout + r.stderr
+    return r
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    """The workflow, its configs and the SLURM profile, without results/ or .snakemake/."""
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("workflow", "config", "envs", "slurm", ".ci"):
+        if (ROOT / name).exists():
+            shutil.copytree(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def overlay(workdir, data, name="overlay.yaml"):
+    (workdir / name).write_text(yaml.safe_dump(data))
+    return name
+
+
+def jobs_of(out: str) -> list[dict]:
+    """The job blocks of a dry run: rule name and its resources as a dict."""
+    jobs = []
+    for block in re.split(r"\n(?=rule \w+:)", out):
+        m = re.match(r"rule (\w+):", block)
+        if not m:
+            continue
+        res = {}
+        rm = re.search(r"^\s+resources: (.*)$", block, re.M)
+        if rm:
+            for kv in rm.group(1).split(", "):
+                k, _, v = kv.partition("=")
+                res[k.strip()] = v.strip()
+        shell = re.search(r"^Shell command: (.*)$", block, re.M)
+        jobs.append({"rule": m.group(1), "resources": res, "shell": shell.group(1) if shell else ""})
+    return jobs
+
+
+def local_rules(workdir) -> set[str]:
+    text = "".join(p.read_text() for p in (workdir / "workflow/rules").glob("*.smk"))
+    names = set()
+    for block in re.findall(r"^localrules:\n((?:\s+\w+,?\n)+)", text, re.M):
+        names.update(re.findall(r"\w+", block))
+    return names
+
+
+def test_paper_dry_run_lists_every_rule_with_cluster_resources(workdir):
+    r = snakemake(["-n", "--profile", "slurm", "all", "--configfile", PAPER], workdir)
+    assert r.returncode == 0, r.out[-3000:]
+    jobs = jobs_of(r.stdout)
+    listed = {j["rule"] for j in jobs}
+    rules = set(snakemake(["--list-rules", "--configfile", PAPER], workdir).stdout.split())
+    assert rules and rules <= listed, f"rules missing from the paper dry run: {sorted(rules - listed)}"
+    local = local_rules(workdir)
+    for j in jobs:
+        if j["rule"] == "all":
+            continue
+        for key in ("mem_mb", "runtime"):
+            assert key in j["resources"], (j["rule"], j["resources"])
+        if j["rule"] not in local:  # submitted: partition/account placeholders and the cpus are visible
+            assert j["resources"].get("slurm_account") == "SET_ME", (j["rule"], j["resources"])
+            assert int(j["resources"]["cpus_per_task"]) >= 1
+    train = [j for j in jobs if j["rule"] == "sudoku_train"]
+    assert len(train) == 4
+    for j in train:
+        assert j["resources"]["gpu"] == "1" and j["resources"]["mem_mb"] == "32000"
+        assert j["resources"]["slurm_partition"] == "SET_ME"
+        assert j["shell"].startswith("rm-core sudoku-train")  # one GPU: a plain process
+    # the paper's model and data
+    assert '"box": [3, 3]' in r.stdout and '"d_model": 128' in r.stdout and '"test_wrong": [4, 20]' in r.stdout
+
+
+def test_mini_dry_run_requests_no_gpu_and_no_partition(workdir):
+    r = snakemake(["-n", "--profile", "slurm", "all"], workdir)
+    assert r.returncode == 0, r.out[-3000:]
+    jobs = jobs_of(r.stdout)
+    assert {j["rule"] for j in jobs} >= {"sudoku_data", "sudoku_train", "sudoku_eval", "table2"}
+    for j in jobs:
+        assert not {"gpu", "gpu_model", "gres", "slurm_partition", "slurm_account"} & set(j["resources"]), j
+
+
+def test_paper_yaml_sets_every_key_of_its_sections():
+    """config/paper.yaml is loaded over config.yaml: a key it lacks silently keeps its mini value."""
+    mini = yaml.safe_load((ROOT / "config.yaml").read_text())
+    paper = yaml.safe_load((ROOT / PAPER).read_text())
+
+    def leaves(d, prefix=""):
+        out = set()
+        for k, v in d.items():
+            out |= leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and v else {prefix + k}
+        return out
+
+    missing = sorted(leaves(mini) - leaves(paper))
+    covered = [k for k in missing if k.split(".")[0] in paper]
+    assert not covered, f"config/paper.yaml lacks {covered} (its mini value would be used at paper scale)"
+    assert paper["scale"] == "paper" and paper["cluster"]["resources"]["train"]["gpus"] == 2
+
+
+def test_null_resource_and_missing_group_are_errors_naming_the_key(workdir):
+    r = snakemake(["-n", "all", "--configfile",
+                   overlay(workdir, {"cluster": {"resources": {"sudoku_train": {"mem_mb": None}}}})], workdir)
+    assert r.returncode != 0 and "mem_mb" in r.out and "sudoku_train" in r.out, r.out[-2000:]
+    cfg = yaml.safe_load((workdir / "config.yaml").read_text())
+    del cfg["cluster"]["resources"]["cpu"]
+    (workdir / "config.yaml").write_text(yaml.safe_dump(cfg))
+    r = snakemake(["-n", "all"], workdir)
+    assert r.returncode != 0 and "'cpu' is a required property" in r.out, r.out[-2000:]
+
+
+def test_unknown_group_is_an_error_naming_the_key(workdir):
+    smk = workdir / "workflow/rules/sudoku.smk"
+    smk.write_text(smk.read_text().replace('slurm_resources("cpu")', 'slurm_resources("gpu_eval")'))
+    r = snakemake(["-n", "all"], workdir)
+    assert r.returncode != 0 and "cluster.resources.gpu_eval" in r.out, r.out[-2000:]
+
+
+def test_placeholders_stop_a_cluster_run_before_anything_runs(workdir):
+    target = "results/sudoku/data/train.parquet"  # a local rule: harmless should the check not fire
+    r = snakemake(["--profile", "slurm", target, "--configfile", PAPER], workdir, timeout=120)
+    assert r.returncode != 0
+    for key in ("cluster.partition", "cluster.gpu_partition", "cluster.account"):
+        assert key in r.out, r.out[-2000:]
+    assert not (workdir / target).exists()
+
+
+def test_multi_gpu_training_goes_through_accelerate_launch(workdir):
+    two = overlay(workdir, {"cluster": {"resources": {"sudoku_train": {"gpus": 2}}}})
+    r = snakemake(["-n", "--profile", "slurm", "all", "--configfile", PAPER, two], workdir)
+    assert r.returncode == 0, r.out[-2000:]
+    train = [j for j in jobs_of(r.stdout) if j["rule"] == "sudoku_train"]
+    assert train and all(j["resources"]["gpu"] == "2" for j in train)
+    assert all(j["shell"].startswith("accelerate launch --multi_gpu --num_processes 2 ") and
+               " -m rm_core.cli sudoku-train " in j["shell"] for j in train)
+    model = overlay(workdir, {"cluster": {"gpu_model": "h100", "gpu_partition": "gpu"}}, "model.yaml")
+    r = snakemake(["-n", "--profile", "slurm", "all", "--configfile", PAPER, model], workdir)
+    train = [j for j in jobs_of(r.stdout) if j["rule"] == "sudoku_train"]
+    assert all(j["resources"]["gpu_model"] == "h100" and j["resources"]["slurm_partition"] == "gpu" for j in train)
+    evals = [j for j in jobs_of(r.stdout) if j["rule"] == "sudoku_eval"]  # CPU jobs: the CPU partition
+    assert evals and all(j["resources"]["slurm_partition"] == "SET_ME" and "gpu" not in j["resources"] for j in evals)
+
+
+def test_rm_core_runs_as_a_module():
+    r = subprocess.run([sys.executable, "-m", "rm_core.cli", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "sudoku-train" in r.stdout
+
+
+def test_failed_job_is_retried_per_config_key(workdir):
+    """cluster.retries: a failing job is run 1 + retries times (here: a corrupt model file)."""
+    res = workdir / "results/sudoku"
+    for p in ("data/train.parquet", "data/test.parquet", "models/rm_hr/model.safetensors",
+              "models/rm_hr/config.json", "models/rm_hr/train_log.parquet"):
+        (res / p).parent.mkdir(parents=True, exist_ok=True)
+        (res / p).write_text("not a real file")
+    args = ["-c1", "results/sudoku/eval/rm_hr.parquet", "--rerun-triggers", "mtime", "--configfile"]
+    r = snakemake(args + [overlay(workdir, {"cluster": {"retries": 1}})], workdir)
+    runs = re.compile(r"^(?:local)?rule sudoku_eval:", re.M)
+    assert r.returncode != 0
+    assert len(runs.findall(r.out)) == 2 and r.out.count("Trying to restart job") == 1, r.out[-3000:]
+    r = snakemake(args + [overlay(workdir, {"cluster": {"retries": 0}})], workdir)
+    assert r.returncode != 0 and len(runs.findall(r.out)) == 1 and "Trying to restart" not in r.out, r.out[-3000:]
+
+
+def _slurm_up() -> bool:
+    if shutil.which("sinfo") is None:
+        return False
+    r = subprocess.run(["sinfo", "-h", "-o", "%P %G"], capture_output=True, text=True, timeout=30)
+    return r.returncode == 0 and bool(r.stdout.strip()) and "gpu" not in r.stdout
+
+
+@pytest.mark.skipif(not _slurm_up(), reason="needs a running GPU-less SLURM (.ci/slurm.sh up)")
+def test_gpu_job_for_a_partition_without_gpus_is_refused_before_submission(workdir):
+    gpu = overlay(workdir, {"cluster": {"resources": {"sudoku_train": {"gpus": 1}}}})
+    r = snakemake(["--profile", "slurm", "results/sudoku/models/rm_hr/model.safetensors", "--configfile", gpu],
+                  workdir, timeout=120)
+    assert r.returncode != 0
+    assert "cluster.gpu_partition" in r.out and "has no GPUs" in r.out, r.out[-2000:]
+    assert "submitted with SLURM jobid" not in r.out
