@@ -39,7 +39,7 @@ turns: float RM turns used: the last turn that changed the sample (NaN for low-c
 masks_left: float MASKs left in the final state (NaN for multiple choice)"""
 
 SCALING_SCHEMA = """model: str; task: str lm-eval task of the generation docs
-turns: int, RM turns run (1..eval.scaling_turns)
+turns: int, RM turns run (0..eval.scaling_turns; 0 = the first state, e.g. the low-confidence draft)
 accuracy: float, % of docs correct after that many turns (same grader as the lm-eval task)
 n: int, docs"""
 
@@ -199,10 +199,10 @@ def scaling_run(cfg: dict, model, tok, name: str, info: dict, limit: int | None 
                 trajs.append({"model": name, "task": task, "prompt_id": pid, "prompt": part["prompt"].iloc[j],
                               "prompt_len": width, "states": states.reshape(-1).tolist(), "gen_length": G,
                               "correct": correct[s + j].tolist()})
-        for t in range(1, turns + 1):
+        for t in range(0, turns + 1):  # 0: the first state (the draft, or all MASK)
             rows.append({"model": name, "task": task, "turns": t, "accuracy": 100.0 * correct[:, t].mean(),
                          "n": len(docs)})
-        log.info("%s scaling on %s: %s", name, task, [round(100 * correct[:, t].mean(), 1) for t in range(1, turns + 1)])
+        log.info("%s scaling on %s: %s", name, task, [round(100 * correct[:, t].mean(), 1) for t in range(turns + 1)])
     return pd.DataFrame(rows), pd.DataFrame(trajs)
 
 

@@ -105,7 +105,7 @@ def table4(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
             r[f"{MODEL_LABELS[fam]} (paper)"] = (float(PAPER_TABLE4.loc[fam, subject]) if subject in PAPER_TABLE4.columns
                                                  else float("nan"))
             r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(f"s{_seed(m)}: {v:.1f}" for m, v in per_seed.items())
-        r["n problems"] = int(part[part["family"] == "sft"]["prompt_id"].nunique()) if len(part) else 0
+        r["n problems"] = str(part[part["family"] == "sft"]["prompt_id"].nunique())
         out[subject] = r
     for subject in PAPER_TABLE4.columns:  # the paper's subjects that are not ours (mini scale)
         if subject not in out:
@@ -140,7 +140,7 @@ def scaling_figure(scaling: pd.DataFrame, summaries: dict, T: int, stem, title: 
                 ax.axhline(float(np.mean(vals)), color="grey" if fam == "base" else "black", ls=ls, lw=1,
                            label=f"{MODEL_LABELS[fam]} (low-confidence){' mean' if len(vals) > 1 else ''}")
         ax.axvline(T, color="tab:red", ls=":", lw=1, label=f"T = {T} (training; Table 3)")
-        ax.set_xlabel("RM turns at test time")
+        ax.set_xlabel("RM turns at test time (0 = the first state)")
         ax.set_ylabel("accuracy (%)")
         ax.set_title(TASK_TITLES.get(task, task), fontsize=10)
         ax.grid(alpha=0.3)
@@ -158,11 +158,13 @@ def _changes(states: np.ndarray, mask_id: int):
     return kind
 
 
-def pick_example(traj: pd.DataFrame, mask_id: int, T: int, task: str):
-    """An example of ``task`` that ends correct at T after re-masking a token that then changed;
-    else the one with the most re-masks."""
+def pick_example(traj: pd.DataFrame, mask_id: int, T: int):
+    """The most instructive example: one that ends correct at T after re-masking a token that then
+    changed (a repair); else a correct one with re-masks; else the one with the most re-masks.
+    Ties go to the first task (math) and the first doc."""
     best, best_key = None, None
-    for i, r in traj[traj["task"] == task].reset_index(drop=True).iterrows():
+    tasks = list(dict.fromkeys(traj["task"]))
+    for i, r in traj.reset_index(drop=True).iterrows():
         G = int(r["gen_length"])
         st = np.asarray(r["states"]).reshape(-1, G)[: T + 1]
         kinds = _changes(st, mask_id)
@@ -174,7 +176,8 @@ def pick_example(traj: pd.DataFrame, mask_id: int, T: int, task: str):
             vis = [(s, v) for s, v in enumerate(col) if v != mask_id]
             fixed += sum(1 for (s1, a), (s2, b) in zip(vis, vis[1:]) if a != b and s2 > s1 + 1)
         correct = bool(r["correct"][last])
-        key = (correct and fixed > 0, correct, fixed, n_remask)
+        key = (correct and fixed > 0, correct and n_remask > 0, n_remask > 0, correct, -tasks.index(r["task"]),
+               fixed, n_remask)
         if best_key is None or key > best_key:
             best, best_key = r, key
     return best
@@ -280,7 +283,7 @@ def report(cfg: dict, scale: str, tasks_json: str, summary_paths: list[str], sam
     write_table(t3, table3_stem, "Table 3: text reasoning, LLaDA vs vanilla SFT vs RM (accuracy, %).", scale, notes,
                 digits=1, index_name="Benchmark")
     t4 = table4(samples, info)
-    sub_note = ("Mini subjects are the mini math problem types (by the number of products; "
+    sub_note = ("Mini subjects are the mini math problem types (by their operators; "
                 "rm_core/tasks/text/mini.py: MATH_SUBJECTS); the paper's seven Minerva MATH subjects are listed in "
                 "their own rows with no number of ours. Aggregate = per-problem accuracy over all test problems."
                 if info["kind"] == "mini" else
@@ -291,8 +294,7 @@ def report(cfg: dict, scale: str, tasks_json: str, summary_paths: list[str], sam
     scaling_figure(scaling, summaries, T, fig_scaling, f"Text ({scale}): accuracy vs RM turns (test-time scaling)")
     traj = read_parquet(traj_path)
     tok = _tokenizer_for(cfg, summaries, traj_path)
-    task = next(iter(dict.fromkeys(traj["task"])))
-    row = pick_example(traj, tok.mask_id, T, task)
+    row = pick_example(traj, tok.mask_id, T)
     lines, md = render_trajectory(row, tok, T)
     trajectory_figure(lines, f"{row['model']} on {row['task']}: {row['prompt']!r}", fig_traj)
     write_text(f"# One RM revision trajectory ({scale})\n\n" + md, fig_traj.with_suffix(".md"))
