@@ -22,21 +22,13 @@ import pandas as pd
 import torch
 
 from ..io import read_parquet, write_json, write_parquet
+from ..lm_eval_tasks.run import SAMPLES_SCHEMA_DOC
 from .text import forbid_ids, load_backbone, prompt_formatter
 
 log = logging.getLogger(__name__)
 
-SAMPLES_SCHEMA = """model: str, model name (base, sft_s<seed>, rm_s<seed>)
-sampler: str, low_confidence | rm
-task: str lm-eval task name
-doc_id: int position in the task's (filtered) test docs
-prompt_id: str the benchmark's own id (unique_id / id / task_id)
-prompt: str the context given to the model
-generation: str generated text (generate tasks) or the chosen choice (multiple choice)
-correct: bool the task's metric (math_verify / pass_at_1 / acc) is 1
-metric: str which metric 'correct' is
-turns: float RM turns used: the last turn that changed the sample (NaN for low-confidence and multiple choice)
-masks_left: float MASKs left in the final state (NaN for multiple choice)"""
+SAMPLES_SCHEMA = ("model: str, model name (base, sft_s<seed>, rm_s<seed>)\n"
+                  "sampler: str, low_confidence | rm\n" + SAMPLES_SCHEMA_DOC)
 
 SCALING_SCHEMA = """model: str; task: str lm-eval task of the generation docs
 turns: int, RM turns run (0..eval.scaling_turns; 0 = the first state, e.g. the low-confidence draft)
