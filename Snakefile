@@ -17,6 +17,7 @@ report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: ever
 include: "workflow/rules/common.smk"
 include: "workflow/rules/sudoku.smk"
 include: "workflow/rules/text.smk"
+include: "workflow/rules/image.smk"
 
 
 # The workflow's only onstart handler (real runs, not dry runs or cluster jobs): with a cluster
@@ -29,4 +30,5 @@ rule all:
     input:
         SUDOKU_OUTPUTS,
         TEXT_OUTPUTS,
+        IMAGE_OUTPUTS,
     default_target: True

@@ -54,6 +54,9 @@ COMMANDS = {
 from .pipeline.text_cli import TEXT_COMMANDS  # noqa: E402  (text track: rm-core text-*)
 
 COMMANDS.update(TEXT_COMMANDS)
+from .pipeline.image_cli import IMAGE_COMMANDS  # noqa: E402  (image track: rm-core image-*)
+
+COMMANDS.update(IMAGE_COMMANDS)
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rm-core", description=__doc__)

@@ -77,6 +77,11 @@ TINY = {
              "probe": {"top_k": 4},
              "eval": {"low_confidence": {"steps": 4, "block_length": None}, "scaling_turns": 3,
                       "rm": {"turns": 2, "init": "draft", "draft_steps": 2, "early_stop": False}}},
+    "image": {"data": {"n_train": 48, "n_test": 6, "scenes": {"n_base": 48}},  # tests/test_image_pipeline.py
+              "model": {"small": {"d_model": 32, "n_layers": 1, "n_heads": 2}},
+              "base": {"noise_steps": 1, "train": {"steps": 3, "batch_size": 4, "log_every": 1}},
+              "train": {"steps": 2, "batch_size": 4, "log_every": 1},
+              "eval": {"maskgit_steps": 2, "rm_turns": 2, "batch_size": 8, "n_figure": 2}},
 }
 
 
@@ -94,6 +99,7 @@ def test_mini_dag_end_to_end_and_param_edit_reruns_only_dependents(workdir):
             assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 1000
     metrics = pd.read_parquet(workdir / "results/sudoku/eval/rm_hr.parquet")
     assert len(metrics) == 24 and metrics["board_id"].is_unique
+    assert len(pd.read_csv(workdir / "results/tables/table1.csv")) == 3  # the image track
     # editing an evaluation parameter reruns evaluation and the table, not data or training
     TINY2 = {**TINY, "sudoku": {**TINY["sudoku"], "eval_turns": 8}}
     r = snakemake(["all", "-n", "--configfile", write_override(workdir, TINY2)], workdir)

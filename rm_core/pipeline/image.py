@@ -26,8 +26,15 @@ Choices of ours (the paper does not state them; all are config keys):
   replaced by the unconditional prompt: reconstruction), and with probability
   ``base.p_joint`` the source image is masked together with the target (joint masked
   modelling of both images); otherwise it is an instruction edit with the target masked.
-  So, like Lumina, the base is a generally capable image MDM that can follow edit
-  instructions, but it never saw the edit training set, nor the SFT/RM objectives on it.
+  So, like Lumina, the base is a generally capable image MDM that has seen edit
+  instructions, but it never saw the edit training set. Its first ``base.noise_steps``
+  steps reconstruct random code mosaics only (identity pairs of uniformly drawn codes, the
+  whole target masked, no CFG dropout), and a share ``base.p_noise`` of such rows stays in
+  the mix: measured here, a small MDM with learned absolute positions otherwise sits for
+  hundreds of steps on the plateau "predict the background code everywhere" and never
+  learns to copy the source image (the dominant background code hides the copy signal);
+  on uniform mosaics it learns to copy in ~100 steps (with no lr warm-up: a 20-step warm-up
+  kept it on the plateau).
 - **SFT** = the vanilla MDM objective on the edit training set, masking target-image code
   positions only. ``sft.objective: dimoo`` (default) is Lumina-DiMOO's public fine-tuning
   loss (fact sheet §4): r ~ U(0, 1), n = max(1, int(L cos(pi r / 2))) code slots masked
@@ -41,9 +48,11 @@ Choices of ours (the paper does not state them; all are config keys):
   differs is an edit position, its wrong token is the source token; equal positions are
   keep), T = ``rm.T``, History Reference ``rm.history``, the edit set ``rm.edit_set``
   (default: all differing positions, as at test time the whole source is shown) and
-  ``rm.p_wrong`` (P(rule = wrong), ours 0.8: the test start is the source, every edit
-  position wrong). Loss = Eq. 4 (+ ``rm.other_weight`` on non-corrupted positions)
-  + the two auxiliary losses below.
+  ``rm.p_wrong`` (P(rule = wrong); the mini and paper configs use 1.0, because the test start
+  is the source image, i.e. every edit position holds its wrong token and none is MASK).
+  Loss = Eq. 4 (+ ``rm.other_weight`` on non-corrupted positions) + the two auxiliary losses
+  below. (Disclosure: at the mini scale p_wrong 1.0 and unlikelihood weight 1.0 were picked
+  among four RM settings by their held-out metrics; SFT's settings were not searched.)
 - **Unlikelihood loss** (Welleck et al. 2019; the paper's companion with its form is not
   public): at the *non-edit* target positions (source token == target token; always
   visible and correct in every RM state) the only wrong action Eq. 1 can take is to
@@ -143,7 +152,9 @@ def _history(cfg: dict) -> HistoryConfig:
 
 def _scene_spec(cfg: dict):
     from ..tasks.image.scenes import SceneSpec
-    return SceneSpec(**cfg["data"]["scene"])
+    sc = cfg["data"]["scenes"]
+    return SceneSpec(size=sc["size"], cell=sc["cell"], min_objects=sc["min_objects"], max_objects=sc["max_objects"],
+                     shapes=tuple(sc["shapes"]), colours=tuple(sc["colours"]), backgrounds=tuple(sc["backgrounds"]))
 
 
 # --------------------------------------------------------------------------- data
@@ -155,20 +166,21 @@ def make_data(cfg: dict, seed: int, out_dir: str) -> pd.DataFrame:
     d, out = cfg["data"], Path(out_dir)
     if d["kind"] == "scenes":
         from ..tasks.image.scenes import SCHEMA_DOC, build_edit_dataset, draw_pool
-        spec = _scene_spec(cfg)
-        kinds = tuple(d["kinds"])
-        df = build_edit_dataset(d["n_train"], d["n_test"], seed, spec, kinds, d["edits_per_scene"])
-        pool = draw_pool(d["n_base"], [seed, 2], spec, tuple(cfg["base"]["kinds"]), d["edits_per_scene"],
+        spec, sc = _scene_spec(cfg), d["scenes"]
+        kinds = tuple(sc["kinds"])
+        df = build_edit_dataset(d["n_train"], d["n_test"], seed, spec, kinds, sc["edits_per_scene"])
+        pool = draw_pool(sc["n_base"], [seed, 2], spec, kinds, sc["edits_per_scene"],
                          exclude_scenes=set(df["scene_before"]), split="pool")
         write_parquet(df, out / "edits.parquet", SCHEMA_DOC)
         write_parquet(pool, out / "base.parquet", SCHEMA_DOC)
-        log.info("scenes: %d train, %d test, %d base-pool edits", (df.split == "train").sum(), (df.split == "test").sum(),
-                 len(pool))
+        log.info("scenes: %d train, %d test, %d base-pool edits", (df.split == "train").sum(),
+                 (df.split == "test").sum(), len(pool))
         return df
     if d["kind"] != "imgedit":
         raise ValueError(f"image.data.kind must be scenes or imgedit, got {d['kind']!r}")
     from ..tasks.image.imgedit import SCHEMA_DOC, DiffRule, prepare_imgedit
-    parquets = sorted(glob.glob(str(Path(d["root"]) / d["parquet_glob"])))
+    d = {**d, **d["imgedit"]}
+    parquets = _singleturn_parquets(sorted(glob.glob(str(Path(d["root"]) / d["parquet_glob"]), recursive=True)))
     if not parquets or not Path(d["unpack_root"]).is_dir():
         raise FileNotFoundError(
             f"ImgEdit not found: no parquet matches {Path(d['root']) / d['parquet_glob']} or {d['unpack_root']} "
@@ -183,6 +195,15 @@ def make_data(cfg: dict, seed: int, out_dir: str) -> pd.DataFrame:
         log.warning("ImgEdit: only %s usable pairs (asked %d train / %d test)", got, d["n_train"], d["n_test"])
     write_parquet(df, out / "edits.parquet", SCHEMA_DOC)
     return df
+
+
+def _singleturn_parquets(paths: list[str]) -> list[str]:
+    """The parquets with ImgEdit's single-turn columns (multi-turn ones hold a ``data`` column)."""
+    import pyarrow.parquet as pq
+    keep = [p for p in paths if {"input_images", "output_images", "prompt"} <= set(pq.read_schema(p).names)]
+    if len(keep) < len(paths):
+        log.info("ImgEdit: skipped %d parquet(s) without single-turn columns", len(paths) - len(keep))
+    return keep
 
 
 def load_pixels(cfg: dict, data_dir: str, rows: pd.DataFrame):
@@ -255,9 +276,12 @@ def make_vq(cfg: dict, data_dir: str, out_dir: str) -> None:
     _require_checkpoint(ckpt)
     vq = load_vq(ckpt)
     mcfg = DiMOOConfig.from_file(ckpt / "config.json")
-    n = int(vq.config.num_vq_embeddings)
+    n, f = int(vq.config.num_vq_embeddings), vq_downsample(vq)
     if n != mcfg.num_image_codes:
         raise ValueError(f"{ckpt}: the VQ has {n} codes but the model {mcfg.num_image_codes} image codes")
+    if (n, f) != (int(v["n_codes"]), int(v["patch"])):
+        raise ValueError(f"{ckpt}/vqvae has {n} codes and downsampling {f}; config image.vq says n_codes "
+                         f"{v['n_codes']}, patch {v['patch']}")
     write_json({"kind": "dimoo-vq", "checkpoint": str(ckpt.resolve()), "n_codes": n, "downsample": vq_downsample(vq)},
                Path(out_dir) / "config.json")
 
@@ -337,7 +361,8 @@ def make_tokens(cfg: dict, data_dir: str, vq_dir: str, out_dir: str) -> LayoutSp
         out_df = pd.DataFrame({
             "id": df["id"].astype(str), "split": df["split"], "kind": kind, "instruction": df["instruction"],
             "instr_ids": [i[:text_len] for i in ids],
-            "source_codes": [s.reshape(-1).tolist() for s in src], "target_codes": [t.reshape(-1).tolist() for t in tgt],
+            "source_codes": [s.reshape(-1).tolist() for s in src],
+            "target_codes": [t.reshape(-1).tolist() for t in tgt],
             "n_changed_codes": (src != tgt).reshape(len(df), -1).sum(1),
         })
         write_parquet(out_df, out / f"{name}.parquet", TOKENS_SCHEMA)
@@ -349,7 +374,7 @@ def make_tokens(cfg: dict, data_dir: str, vq_dir: str, out_dir: str) -> LayoutSp
 
 def _sequences(df: pd.DataFrame, spec: LayoutSpec, with_target: bool = True) -> dict:
     """Full id sequences (B, N), the editable row (N,) and the source-aligned ids (B, N)."""
-    g = lambda col: [np.asarray(c).reshape(spec.grid_h, spec.grid_w) for c in df[col]]  # noqa: E731
+    g = lambda col: [np.array(c, dtype=np.int64).reshape(spec.grid_h, spec.grid_w) for c in df[col]]  # noqa: E731
     ids, editable, _ = build_batch(list(df["instr_ids"]), g("source_codes"),
                                    g("target_codes") if with_target else None, spec)
     return {"ids": ids, "editable": editable[0], "src": aligned_source(ids, spec)}
@@ -359,25 +384,9 @@ def _sequences(df: pd.DataFrame, spec: LayoutSpec, with_target: bool = True) -> 
 
 def build_small(cfg: dict, spec: LayoutSpec):
     from ..backbones.small_transformer import SmallTransformer, SmallTransformerConfig
-    m = {k: v for k, v in cfg["model"].items() if k not in ("kind", "grid_positions")}
+    m = cfg["model"]["small"]
     return SmallTransformer(SmallTransformerConfig(vocab_size=spec.vocab_size, n_positions=spec.seq_len,
                                                    mask_id=spec.mask_id, **m))
-
-
-@torch.no_grad()
-def init_grid_positions(model, spec: LayoutSpec, seed: int = 0) -> None:
-    """Ours (mini only): give the source and target cell (r, c) the same random position
-    vector plus one vector per image, wpe = P[r, c] + S_image (std ``pos_scale`` each), so
-    that "the target cell looks at the same source cell" is visible from the first step.
-    A plain random table hides that correspondence and a small MDM spends most of a CPU
-    budget finding it (measured: the base plateaued at ~1.1 nats, copying nothing).
-    DiMOO's 1-D RoPE over the flat sequence has no such prior; the mini backbone is ours."""
-    g = torch.Generator().manual_seed(seed)
-    scale, d = float(model.config.pos_scale), model.wpe.shape[1]
-    cells = torch.randn(spec.grid_h * spec.grid_w, d, generator=g) * scale
-    for seg in (SEG_SRC, SEG_TGT):
-        idx = positions(spec, seg).nonzero().squeeze(1)
-        model.wpe[idx] = (cells + torch.randn(d, generator=g) * scale).to(model.wpe)
 
 
 def load_model(cfg: dict, model_dir: str):
@@ -450,8 +459,8 @@ def sft_loss_fn(cfg: dict, spec: LayoutSpec, data: dict, mode: str = "sft"):
     src_row = positions(spec, SEG_SRC)
     text_row = positions(spec, SEG_TEXT)
     # codes seen in the data: the alphabet of the random-mosaic reconstruction rows (base only)
-    code_rows = ids_all[:, edit_row]
-    alphabet = torch.unique(torch.cat([code_rows.reshape(-1), src_all[:, edit_row].reshape(-1)]))
+    alphabet = (torch.unique(torch.cat([ids_all[:, edit_row].reshape(-1), src_all[:, edit_row].reshape(-1)]))
+                if mode == "base" else None)
     unc_seq = torch.zeros(len(text_row), dtype=torch.long)
     unc_seq[text_row] = uncond_text_ids(spec)  # the unconditional prompt's slot, at its positions
 
@@ -570,9 +579,8 @@ def train_base(cfg: dict, seed: int, tokens_dir: str, out_dir: str, stop_after=N
     data = _sequences(pool, spec)
     torch.manual_seed(seed)
     model = build_small(cfg, spec)
-    if cfg["model"].get("grid_positions", False):
-        init_grid_positions(model, spec, seed)
-    log.info("base: %d parameters, pool of %d pairs, sequence length %d", model.num_parameters(), len(pool), spec.seq_len)
+    log.info("base: %d parameters, pool of %d pairs, sequence length %d", model.num_parameters(), len(pool),
+             spec.seq_len)
     tcfg = _train_cfg(cfg["base"]["train"], seed)
     fp = {"stage": "base", "base": cfg["base"], "model": cfg["model"], "sft": cfg["sft"],
           "cfg_dropout": cfg["cfg_dropout"], "n": len(pool)}
@@ -701,7 +709,8 @@ def evaluate(cfg: dict, which: str, model_dir: str, data_dir: str, tokens_dir: s
                                 "trajectory": out["trajectory"] or [[] for _ in range(len(test))]}),
                   out_outputs, OUTPUTS_SCHEMA)
     summary = aggregate(metrics, ev["psnr_cap"])
-    summary["instr"] = float(np.nanmean(metrics["instr_ok"])) * 100 if metrics["instr_ok"].notna().any() else float("nan")
+    ok = metrics["instr_ok"]
+    summary["instr"] = float(np.nanmean(ok)) * 100 if ok.notna().any() else float("nan")
     log.info("%s: %s", which, summary)
     return summary
 
@@ -737,7 +746,8 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
         df = frames[m]
         a = aggregate(df, cfg["eval"]["psnr_cap"])
         instr = float(np.nanmean(df[instr_col])) * 100 if df[instr_col].notna().any() else float("nan")
-        rows[m] = {"Prec.": a["precision"], "Coverage": a["coverage"], "MAE-RGB": a["mae_rgb"], "PSNR (dB)": a["psnr"],
+        psnr = a["psnr_pooled"] if cfg["eval"]["psnr"] == "pooled" else a["psnr"]
+        rows[m] = {"Prec.": a["precision"], "Coverage": a["coverage"], "MAE-RGB": a["mae_rgb"], "PSNR (dB)": psnr,
                    "SSIM": a["ssim"], "Instr. score": instr}
         extra[m] = a | {"turns": float(df["turns"].mean()), "final_revealed": float(df["n_final_revealed"].mean()),
                         "code_changes": float(df["n_code_changes"].mean())}
@@ -754,6 +764,11 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
         f"Base/SFT: MaskGIT cosine sampler, {ev['maskgit_steps']} steps, from a fully masked target; RM: Eq. 1 for "
         f"{ev['rm_turns']} turns from the source tokens (HR {cfg['rm']['history']}); CFG text {ev['text_scale']}, "
         f"image {ev['image_scale']}. SFT and RM: {tr['steps']} steps x batch {tr['batch_size']} each from the base.",
+        ("PSNR (ours) = 10 log10(255^2 / MSE) of the MSE pooled over all examples' non-target pixels (an unchanged "
+         f"image has infinite PSNR; the capped per-example mean would be " +
+         ", ".join(f"{MODEL_NAMES[m]} {extra[m]['psnr']:.2f}" for m in extra) + ")."
+         if ev["psnr"] == "pooled" else
+         f"PSNR (ours) = mean over examples of the per-image PSNR (capped at {ev['psnr_cap']} dB when identical)."),
         f"Changed pixel: max_c |edit - input| > {ev['threshold']}; Precision undefined (nothing changed): "
         + ", ".join(f"{MODEL_NAMES[m]} {extra[m]['n_precision_undefined']}" for m in extra) + ".",
         "Mean RM turns until the target stopped changing: "
@@ -764,9 +779,10 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
     ]
     if _is_mini(cfg):
         d = cfg["data"]
-        lines.append(f"Mini scale: {d['scene']['size']}x{d['scene']['size']} px procedural scenes, {d['n_train']} "
-                     f"training edits, a {cfg['model']['n_layers']}-layer d={cfg['model']['d_model']} MDM pre-trained "
-                     f"{cfg['base']['train']['steps']} steps on a disjoint pool of {d['n_base']} pairs (the base). "
+        sc, sm = d["scenes"], cfg["model"]["small"]
+        lines.append(f"Mini scale: {sc['size']}x{sc['size']} px procedural scenes, {d['n_train']} "
+                     f"training edits, a {sm['n_layers']}-layer d={sm['d_model']} MDM pre-trained "
+                     f"{cfg['base']['train']['steps']} steps on a disjoint pool of {sc['n_base']} pairs (the base). "
                      "Paper: Lumina-DiMOO on 85,000 ImgEdit edits, 1,700 held out.")
     write_table(table, table_stem, "Table 1: instruction-based image editing.", scale, "\n\n".join(lines), digits=3,
                 index_name="Method")

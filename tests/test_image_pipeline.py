@@ -1,0 +1,284 @@
+"""The image-editing track's stages (rm_core.pipeline.image) on tiny settings, at both scales.
+
+Mini: scenes -> patch VQ -> tokens -> base -> SFT and RM -> eval -> Table 1 + figure.
+Paper: a tiny random Lumina-DiMOO checkpoint in the real format (write_tiny_dimoo) and a tiny
+fake ImgEdit folder -> data -> tokens -> a few RM training steps -> sampling -> metrics.
+Also: the auxiliary losses on constructed cases, equal SFT/RM budgets, the Snakemake DAG.
+"""
+
+import copy
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from rm_core.io import read_parquet
+from rm_core.pipeline import image as im
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+HAS_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
+
+
+def mini_cfg() -> dict:
+    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text())["image"])
+    cfg["data"].update(n_train=48, n_test=6)
+    cfg["data"]["scenes"]["n_base"] = 48
+    cfg["model"]["small"] = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_ratio": 2, "pos_scale": 1.0}
+    cfg["base"].update(noise_steps=1)
+    cfg["base"]["train"].update(steps=3, batch_size=4, log_every=1, checkpoint_every=100)
+    cfg["train"].update(steps=3, batch_size=4, log_every=1, checkpoint_every=100)
+    cfg["rm"]["ordering_weight"] = 0.5  # exercise the optional loss too
+    cfg["eval"].update(maskgit_steps=2, rm_turns=2, batch_size=4, n_figure=3)
+    return cfg
+
+
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    root = tmp_path_factory.mktemp("image_mini")
+    cfg = mini_cfg()
+    d = {k: str(root / k) for k in ("data", "vq", "tokens", "base", "sft", "rm", "eval", "out")}
+    im.make_data(cfg, 0, d["data"])
+    im.make_vq({**cfg, "seed": 0}, d["data"], d["vq"])
+    im.make_tokens(cfg, d["data"], d["vq"], d["tokens"])
+    im.train_base(cfg, 0, d["tokens"], d["base"])
+    for which in ("sft", "rm"):
+        im.train_model(cfg, which, 0, d["tokens"], d["base"], d[which])
+    summaries = {}
+    for which in ("base", "sft", "rm"):
+        summaries[which] = im.evaluate(cfg, which, d[which], d["data"], d["tokens"], d["vq"],
+                                       f"{d['eval']}/{which}.parquet", f"{d['eval']}/{which}_outputs.parquet")
+    return cfg, d, summaries
+
+
+def test_mini_data_split_and_pool(mini):
+    cfg, d, _ = mini
+    edits = read_parquet(Path(d["data"]) / "edits.parquet")
+    pool = read_parquet(Path(d["data"]) / "base.parquet")
+    assert (edits.split == "train").sum() == 48 and (edits.split == "test").sum() == 6 and len(pool) == 48
+    test_scenes = set(edits.loc[edits.split == "test", "scene_before"])
+    assert not test_scenes & set(edits.loc[edits.split == "train", "scene_before"])
+    assert not set(pool.scene_before) & set(edits.scene_before)  # the base never saw a train or test scene
+    toks = read_parquet(Path(d["tokens"]) / "edits.parquet")
+    layout = json.loads((Path(d["tokens"]) / "layout.json").read_text())
+    n = layout["spec"]["grid_h"] * layout["spec"]["grid_w"]
+    assert n == 9 and all(len(c) == n for c in toks.source_codes) and layout["text"] == "words"
+    assert (toks.n_changed_codes > 0).all()
+    # the patch VQ is lossless on the images it was fitted on (the training split)
+    codec = im.Codec(d["vq"])
+    train = edits.split == "train"
+    src, _, _ = im.load_pixels(cfg, d["data"], edits[train])
+    codes = np.stack(toks.loc[toks.split == "train", "source_codes"].map(np.asarray)).reshape(-1, 3, 3)
+    assert np.array_equal(codec.decode(codes), src)
+
+
+def test_equal_budgets_and_base_start(mini):
+    cfg, d, _ = mini
+    runs = {w: json.loads((Path(d[w]) / "run.json").read_text()) for w in ("sft", "rm")}
+    assert runs["sft"]["steps"] * runs["sft"]["batch_size"] == runs["rm"]["steps"] * runs["rm"]["batch_size"]
+    assert runs["sft"]["examples_seen"] == runs["rm"]["examples_seen"] == 12
+    logs = {w: read_parquet(Path(d[w]) / "train_log.parquet") for w in ("sft", "rm")}
+    assert len(logs["sft"]) == len(logs["rm"]) == 3
+    assert {"reveal", "mask", "keep", "unlikelihood", "ordering"} <= set(logs["rm"].columns)
+    assert im.base_path(d["base"]) == str(Path(d["base"]).resolve())
+
+
+def test_mini_eval_outputs(mini):
+    cfg, d, summaries = mini
+    for which in ("base", "sft", "rm"):
+        m = read_parquet(f"{d['eval']}/{which}.parquet")
+        assert len(m) == 6 and set(m.model) == {which}
+        assert m.instr_ok.isin([0.0, 1.0]).all() and m.vqascore.isna().all()
+        assert ((m.coverage >= 0) & (m.coverage <= 100)).all()
+    rm_out = read_parquet(f"{d['eval']}/rm_outputs.parquet")
+    traj = np.stack(rm_out.trajectory.map(np.asarray)).reshape(6, 3, 9)  # T + 1 states of the 3x3 grid
+    toks = read_parquet(Path(d["tokens"]) / "edits.parquet")
+    test = toks[toks.split == "test"].reset_index(drop=True)
+    assert np.array_equal(traj[:, 0], np.stack(test.source_codes.map(np.asarray)))  # RM starts from the source
+    assert (np.stack(rm_out.codes.map(np.asarray)) >= 0).all()  # every MASK revealed in the end
+    base_out = read_parquet(f"{d['eval']}/base_outputs.parquet")
+    assert all(len(t) == 0 for t in base_out.trajectory)
+
+
+def test_mini_report(mini, tmp_path):
+    cfg, d, _ = mini
+    table = im.report(cfg, "mini", [f"{d['eval']}/{w}.parquet" for w in ("base", "sft", "rm")],
+                      [f"{d['eval']}/{w}_outputs.parquet" for w in ("base", "sft", "rm")], d["data"], d["tokens"],
+                      d["vq"], str(tmp_path / "table1.md"), str(tmp_path / "image_edits.png"))
+    assert len(table) == 3 and "Instr. score (paper)" in table.columns
+    assert table["Prec. (paper)"].tolist() == [65.81, 71.84, 99.73]
+    for ext in ("md", "tex", "csv"):
+        assert (tmp_path / f"table1.{ext}").stat().st_size > 0
+    for ext in ("png", "pdf"):
+        assert (tmp_path / f"image_edits.{ext}").stat().st_size > 0
+    md = (tmp_path / "table1.md").read_text()
+    assert "**mini**" in md and "automatic checker" in md
+
+
+def test_unlikelihood_and_ordering_losses():
+    V, M = 5, 4
+    logits = torch.zeros(1, 3, V)
+    logits[0, 0, M] = 10.0  # position 0: almost surely MASK
+    sel = torch.tensor([[True, True, False]])
+    ul = im.unlikelihood_loss(logits, sel, M, 1e-8)
+    p0 = torch.softmax(logits[0, 0], -1)[M]
+    p1 = torch.softmax(logits[0, 1], -1)[M]
+    torch.testing.assert_close(ul, -(torch.log(1 - p0) + torch.log(1 - p1)) / 2)
+    # ordering: a wrong visible token with a higher re-mask score than a correct one costs less
+    z = torch.tensor([[0, 1]])
+    target = torch.tensor([[0, 2]])  # position 0 correct (keep), position 1 wrong
+    editable = torch.ones(1, 2, dtype=torch.bool)
+    good = torch.zeros(1, 2, V)
+    good[0, 1, M] = 5.0  # the wrong token is the one the model wants to re-mask
+    bad = torch.zeros(1, 2, V)
+    bad[0, 0, M] = 5.0
+    assert im.ordering_loss(good, z, target, editable, M) < im.ordering_loss(bad, z, target, editable, M)
+    assert float(im.ordering_loss(good, z, z, editable, M)) == 0.0  # no wrong token: nothing to rank
+
+
+def test_dimoo_masking_counts():
+    g = torch.Generator().manual_seed(0)
+    maskable = torch.zeros(64, 10, dtype=torch.bool)
+    maskable[:, 2:8] = True
+    masked, w = im.mask_slots(maskable, g, "dimoo")
+    assert not (masked & ~maskable).any() and (masked.sum(-1) >= 1).all() and (w == 1).all()
+    masked, w = im.mask_slots(maskable, g, "llada")
+    assert not (masked & ~maskable).any() and (w >= 1).all()
+
+
+# --------------------------------------------------------------------------- paper scale, tiny
+
+def _fake_imgedit(root: Path, n: int = 9) -> None:
+    """ImgEdit's layout: single-turn parquets (+ one multi-turn parquet) and unpacked sample
+    folders with original.png, result.png and an inverted mask.png (edit region black)."""
+    rng = np.random.default_rng(0)
+    unpack, pq = root / "unpacked", root / "Parquet"
+    pq.mkdir(parents=True)
+    rows = []
+    for i in range(n):
+        key = f"00001_00002_{i:09d}"
+        folder = unpack / "results_add_part0" / key
+        folder.mkdir(parents=True)
+        y, x = np.mgrid[0:80, 0:96]
+        src = np.stack([x * 2, y * 3, (x + y)], -1).clip(0, 255).astype(np.uint8)
+        tgt = src.copy()
+        r0, c0 = rng.integers(0, 40, 2)
+        tgt[r0:r0 + 24, c0:c0 + 24] = (250, 20, 200)
+        mask = np.full((80, 96), 255, np.uint8)
+        mask[r0:r0 + 24, c0:c0 + 24] = 0
+        Image.fromarray(src).save(folder / "original.png")
+        Image.fromarray(tgt).save(folder / "result.png")
+        if i % 2:
+            Image.fromarray(mask).save(folder / "mask.png")
+        rows.append({"input_images": [f"results_add_part0/{key}/original.png"],
+                     "output_images": [f"results_add_part0/{key}/result.png"], "prompt": f"add a pink square {i}"})
+    pd.DataFrame(rows).to_parquet(pq / "add_part0.parquet")
+    pd.DataFrame({"data": [[{"prompt": "x"}]]}).to_parquet(pq / "version_backtracking_part0.parquet")
+
+
+def paper_cfg(root: Path, ckpt: Path) -> dict:
+    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["image"])
+    cfg["data"].update(n_train=6, n_test=3)
+    cfg["data"]["imgedit"].update(root=str(root), parquet_glob="**/*.parquet", unpack_root=str(root / "unpacked"),
+                                  crop_size=[64, 64], processes=1)
+    cfg["vq"]["n_codes"] = 32  # the tiny VQ
+    cfg["text"]["text_len"] = 8
+    cfg["model"].update(checkpoint=str(ckpt), gradient_checkpointing=False)
+    cfg["train"].update(steps=2, batch_size=2, log_every=1, checkpoint_every=100, warmup_steps=0)
+    cfg["eval"].update(maskgit_steps=2, rm_turns=2, batch_size=2, n_figure=2)
+    cfg["eval"]["vqascore"].update(cache_dir=str(root / "hf_cache"), required=False)
+    return cfg
+
+
+@pytest.mark.skipif(not HAS_DIFFUSERS, reason="the DiMOO VQ needs diffusers")
+def test_paper_path_on_tiny_dimoo(tmp_path):
+    from rm_core.backbones.tiny_checkpoint import write_tiny_dimoo
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ckpt = write_tiny_dimoo(tmp_path / "Lumina-DiMOO", seed=0)
+    _fake_imgedit(tmp_path / "ImgEdit")
+    cfg = paper_cfg(tmp_path / "ImgEdit", ckpt)
+    d = {k: str(tmp_path / k) for k in ("data", "vq", "tokens", "base", "rm", "eval")}
+    df = im.make_data(cfg, 0, d["data"])
+    assert (df.split == "train").sum() == 6 and (df.split == "test").sum() == 3
+    assert set(df.region_source) == {"mask", "diff"}
+    im.make_vq({**cfg, "seed": 0}, d["data"], d["vq"])
+    assert json.loads((Path(d["vq"]) / "config.json").read_text())["kind"] == "dimoo-vq"
+    spec = im.make_tokens(cfg, d["data"], d["vq"], d["tokens"])
+    assert (spec.grid_h, spec.grid_w, spec.codebook_size, spec.code_offset) == (4, 4, 32, 512)
+    assert spec.mask_id == json.loads((ckpt / "config.json").read_text())["mask_token_id"]
+    toks = read_parquet(Path(d["tokens"]) / "edits.parquet")
+    assert all(0 < len(i) <= 8 for i in toks.instr_ids) and all(len(c) == 16 for c in toks.target_codes)
+    im.train_base(cfg, 0, d["tokens"], d["base"])
+    assert im.base_path(d["base"]) == str(ckpt.resolve())
+    im.train_model(cfg, "rm", 0, d["tokens"], d["base"], d["rm"])
+    assert (Path(d["rm"]) / "config.json").exists() and len(read_parquet(Path(d["rm"]) / "train_log.parquet")) == 2
+    from rm_core.backbones.dimoo import DiMOOBackbone
+    assert DiMOOBackbone.from_pretrained(d["rm"]).dtype == torch.bfloat16
+    for which in ("base", "rm"):
+        s = im.evaluate(cfg, which, d[which], d["data"], d["tokens"], d["vq"], f"{d['eval']}/{which}.parquet",
+                        f"{d['eval']}/{which}_outputs.parquet")
+        m = read_parquet(f"{d['eval']}/{which}.parquet")
+        assert len(m) == 3 and m.vqascore.isna().all() and m.instr_ok.isna().all()  # VQAScore weights absent
+        assert np.isfinite(s["mae_rgb"]) and 0 <= s["ssim"] <= 1
+
+
+def test_vqascore_required_is_a_clear_error(tmp_path):
+    cfg = {"eval": {"vqascore": {"model": "clip-flant5-xxl", "cache_dir": str(tmp_path), "required": True}}}
+    with pytest.raises(RuntimeError, match="VQAScore"):
+        im._vqascore(cfg, np.zeros((1, 16, 16, 3), np.uint8), ["x"])
+
+
+def test_missing_checkpoint_and_data_name_what_to_get(tmp_path):
+    cfg = paper_cfg(tmp_path / "nowhere", tmp_path / "no_ckpt")
+    with pytest.raises(FileNotFoundError, match="sysuyy/ImgEdit"):
+        im.make_data(cfg, 0, str(tmp_path / "data"))
+    with pytest.raises(FileNotFoundError, match="Lumina-DiMOO"):
+        im.train_base(cfg, 0, str(tmp_path / "tokens"), str(tmp_path / "base"))
+
+
+# --------------------------------------------------------------------------- the workflow
+
+def _snakemake(args, cwd):
+    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
+    return subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.fixture
+def workdir(tmp_path):
+    for name in ("Snakefile", "config.yaml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    for name in ("workflow", "config", "envs", "slurm", ".ci"):
+        if (ROOT / name).exists():
+            shutil.copytree(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+@pytest.mark.parametrize("paper", [False, True])
+def test_image_dag_in_dry_run(workdir, paper):
+    args = ["-n", "-p", "all"] + (["--configfile", "config/paper.yaml"] if paper else [])
+    r = _snakemake(args, workdir)
+    assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
+    for rule in ("image_data", "image_vq", "image_tokens", "image_base", "image_train", "image_eval", "table1"):
+        assert f"rule {rule}:" in r.stdout, rule
+    assert r.stdout.count("rule image_eval:") == 3 and r.stdout.count("rule image_train:") == 2
+    shells = [line for line in r.stdout.splitlines() if "image-train" in line]
+    # SFT and RM get the same `train` section (equal budgets)
+    trains = {json.loads(s.split("--params ")[1].split("' ")[0].strip("'"))["train"]["steps"] for s in shells}
+    assert len(trains) == 1
+    if paper:
+        assert '"kind": "dimoo"' in r.stdout and '"n_train": 85000' in r.stdout
