@@ -32,7 +32,7 @@ def snakemake(args, cwd, timeout=300):
 @pytest.fixture
 def workdir(tmp_path):
     """The workflow, its configs and the SLURM profile, without results/ or .snakemake/."""
-    for name in ("Snakefile", "config.yaml"):
+    for name in ("Snakefile", "config.yaml", "all"):
         shutil.copy(ROOT / name, tmp_path / name)
     for name in ("workflow", "config", "envs", "slurm", ".ci"):
         if (ROOT / name).exists():
@@ -93,8 +93,24 @@ def test_paper_dry_run_lists_every_rule_with_cluster_resources(workdir):
         assert j["resources"]["gpu"] == "1" and j["resources"]["mem_mb"] == "32000"
         assert j["resources"]["slurm_partition"] == "SET_ME"
         assert j["shell"].startswith("rm-core sudoku-train")  # one GPU: a plain process
+    # Table 1 and Table 3 training: 2 GPUs per job through accelerate launch, as in the paper
+    for rule in ("image_train", "text_train"):
+        for j in (j for j in jobs if j["rule"] == rule):
+            assert j["resources"]["gpu"] == "2", (rule, j["resources"])
+            assert j["shell"].startswith("accelerate launch --multi_gpu --num_processes 2"), j["shell"][:80]
+    assert {"image_data", "image_tokens", "image_base", "image_eval", "table1", "table3_4", "table2"} <= listed
     # the paper's model and data
     assert '"box": [3, 3]' in r.stdout and '"d_model": 128' in r.stdout and '"test_wrong": [4, 20]' in r.stdout
+
+
+def test_paper_dry_run_verbatim_target_after_configfile(workdir):
+    """The issue's command verbatim: `--configfile` takes several files and swallows `all`; the
+    empty overlay named `all` at the root keeps that harmless (default target = all)."""
+    verbatim = snakemake(["-n", "--profile", "slurm", "--configfile", PAPER, "all"], workdir)
+    assert verbatim.returncode == 0, verbatim.out[-3000:]
+    ordered = snakemake(["-n", "--profile", "slurm", "all", "--configfile", PAPER], workdir)
+    count = lambda out: sorted(j["rule"] for j in jobs_of(out))  # noqa: E731
+    assert count(verbatim.stdout) == count(ordered.stdout) and "image_train" in count(verbatim.stdout)
 
 
 def test_mini_dry_run_requests_no_gpu_and_no_partition(workdir):
