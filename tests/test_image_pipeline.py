@@ -234,6 +234,13 @@ def test_paper_path_on_tiny_dimoo(tmp_path):
         m = read_parquet(f"{d['eval']}/{which}.parquet")
         assert len(m) == 3 and m.vqascore.isna().all() and m.instr_ok.isna().all()  # VQAScore weights absent
         assert np.isfinite(s["mae_rgb"]) and 0 <= s["ssim"] <= 1
+    # Table 1 and the figure at paper scale (VQAScore absent: the instruction column is empty, not made up)
+    table = im.report(cfg, "paper", [f"{d['eval']}/{w}.parquet" for w in ("base", "rm")],
+                      [f"{d['eval']}/{w}_outputs.parquet" for w in ("base", "rm")], d["data"], d["tokens"], d["vq"],
+                      str(tmp_path / "table1"), str(tmp_path / "image_edits"))
+    assert len(table) == 2 and (tmp_path / "image_edits.png").stat().st_size > 1000
+    csv = pd.read_csv(tmp_path / "table1.csv")
+    assert (csv["scale"] == "paper").all() and csv.filter(like="(paper)").notna().all().all()
 
 
 def test_vqascore_required_is_a_clear_error(tmp_path):

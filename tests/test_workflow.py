@@ -100,6 +100,14 @@ def test_mini_dag_end_to_end_and_param_edit_reruns_only_dependents(workdir):
     metrics = pd.read_parquet(workdir / "results/sudoku/eval/rm_hr.parquet")
     assert len(metrics) == 24 and metrics["board_id"].is_unique
     assert len(pd.read_csv(workdir / "results/tables/table1.csv")) == 3  # the image track
+    # the HTML report gathers every table and figure of the run, with its caption
+    r = snakemake(["--report", "report.html", "--configfile", tiny], workdir)
+    assert r.returncode == 0, r.stderr[-3000:]
+    html = (workdir / "report.html").read_text(errors="replace")
+    for name in ("table1.csv", "table2.csv", "table3.csv", "table4.csv", "sudoku_trajectory.png",
+                 "sudoku_turns.png", "text_turns.png", "text_trajectory.png", "image_edits.png"):
+        assert name in html, f"{name} missing from the report"
+    assert "Table 1: image editing" in html and "paper" in html
     # editing an evaluation parameter reruns evaluation and the table, not data or training
     TINY2 = {**TINY, "sudoku": {**TINY["sudoku"], "eval_turns": 8}}
     r = snakemake(["all", "-n", "--configfile", write_override(workdir, TINY2)], workdir)
