@@ -6,6 +6,13 @@ uninterrupted one and ends with the same weights. A checkpoint is a folder with 
 (``model.safetensors`` + ``config.json``, written by the backbone's ``save_pretrained``),
 the optimizer state (``optimizer.safetensors`` + ``trainer_state.json``); it is written to a
 temporary folder and renamed, so a kill never leaves a half-written checkpoint.
+
+With several processes (``accelerate launch``/``torchrun``) each process draws its own batch
+and gradients are averaged. ``sharding: none`` keeps a full copy of weights, gradients and
+AdamW state in every process (gradients all-reduced by hand); ``sharding: fsdp`` shards them
+with PyTorch's FSDP2 (``fully_shard``: every element of every ``nn.ModuleList``, then the
+root), so an 8B backbone fits on two 80 GB GPUs. Checkpoints and the final model have the same
+unsharded on-disk format either way: FSDP gathers full state dicts onto rank 0, which writes.
 """
 
 from __future__ import annotations
@@ -31,7 +38,12 @@ TRAIN_LOG_SCHEMA = """step: int, optimizer step (1-based)
 loss: float, the training loss of the step
 lr: float, learning rate used
 elapsed_s: float, wall seconds since the (re)start
+grad_norm: float, the gradient norm before clipping (when grad_clip > 0)
 other columns: the loss parts reported by the objective (e.g. reveal/mask/keep, n_*)"""
+
+
+SHARDINGS = ("none", "fsdp")
+WEIGHTS_INDEX = "model.safetensors.index.json"
 
 
 @dataclass
@@ -47,6 +59,11 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 50
     checkpoint_every: int = 200
+    sharding: str = "none"  # none | fsdp (FSDP2 over the processes; one process: none)
+
+    def __post_init__(self):
+        if self.sharding not in SHARDINGS:
+            raise ValueError(f"train.sharding must be one of {SHARDINGS}, got {self.sharding!r}")
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
@@ -70,8 +87,8 @@ def step_generator(seed: int, step: int, process: int = 0, device="cpu") -> torc
     return g
 
 
-def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> dict:
-    sd = opt.state_dict()
+def _save_optimizer(sd: dict, path: Path) -> dict:
+    """Tensors of an optimizer state dict (keyed by parameter index) to ``path``; returns the rest."""
     tensors, scalars = {}, {}
     for pid, st in sd["state"].items():
         for k, v in st.items():
@@ -83,7 +100,8 @@ def _save_optimizer(opt: torch.optim.Optimizer, path: Path) -> dict:
     return {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, path: Path, meta: dict) -> None:
+def _read_optimizer(path: Path, meta: dict) -> dict:
+    """The optimizer state dict written by ``_save_optimizer`` (parameter indices as keys)."""
     tensors = load_tensors(path)
     state: dict = {}
     for key, v in tensors.items():
@@ -92,16 +110,105 @@ def _load_optimizer(opt: torch.optim.Optimizer, path: Path, meta: dict) -> None:
     for key, v in meta["scalars"].items():
         pid, k = key.split(".", 1)
         state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def save_checkpoint(model, opt, step: int, rows: list, ckpt_dir: Path, fingerprint: dict | None = None) -> None:
+def _load_optimizer(opt: torch.optim.Optimizer, path: Path, meta: dict) -> None:
+    opt.load_state_dict(_read_optimizer(path, meta))
+
+
+def _read_weights(directory: Path) -> dict:
+    """The weights ``save_pretrained`` wrote: model.safetensors, or the shards of its index (LLaDA)."""
+    index = directory / WEIGHTS_INDEX
+    if not index.exists():
+        return load_tensors(directory / "model.safetensors")
+    weights = {}
+    for name in sorted(set(json.loads(index.read_text())["weight_map"].values())):
+        weights.update(load_tensors(directory / name))
+    return weights
+
+
+def shard_model(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """FSDP2 in place over all processes: ``fully_shard`` each element of every ``nn.ModuleList``
+    (the transformer blocks; deepest first, as FSDP needs children before parents), then the root.
+
+    The module keeps its class (FSDP2 swaps in a subclass) and methods. FSDP gathers a unit's
+    parameters around ``forward`` only, so the backbone methods the losses call instead
+    (``embed``, ``logits``: rm_core.backbones.base) are registered as forward methods of the root.
+    """
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard, register_fsdp_forward_method
+
+    mesh = init_device_mesh(device.type, (torch.distributed.get_world_size(),))
+    blocks = [m for ml in model.modules() if isinstance(ml, torch.nn.ModuleList) for m in ml]
+    for block in reversed(blocks):
+        fully_shard(block, mesh=mesh)
+    fully_shard(model, mesh=mesh)
+    for name in ("embed", "logits"):
+        if callable(getattr(model, name, None)):
+            register_fsdp_forward_method(model, name)
+    return model
+
+
+def _is_sharded(model: torch.nn.Module) -> bool:
+    from torch.distributed.fsdp import FSDPModule
+
+    return isinstance(model, FSDPModule)
+
+
+def _full_model_state(model: torch.nn.Module) -> dict:
+    """The model's full state dict. Sharded: gathered onto rank 0's CPU (a collective: every
+    process calls it); the other ranks get {}."""
+    if not _is_sharded(model):
+        return model.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def _full_optimizer_state(model: torch.nn.Module, opt: torch.optim.Optimizer) -> dict:
+    """``opt.state_dict()`` (state and groups keyed by parameter index). Sharded: gathered onto
+    rank 0's CPU as in ``_full_model_state`` and renumbered from parameter names to indices."""
+    if not _is_sharded(model):
+        return opt.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    sd = get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    if not sd:
+        return {}
+    index = {name: i for i, (name, _) in enumerate(model.named_parameters())}
+    return {"state": {index[k]: v for k, v in sd["state"].items()},
+            "param_groups": [{**g, "params": [index[k] for k in g["params"]]} for g in sd["param_groups"]]}
+
+
+def _save_model(model: torch.nn.Module, state: dict, directory: Path) -> None:
+    """The backbone's own ``save_pretrained(directory)``. A sharded model saves through an
+    unsharded twin of its class, built on the meta device, that takes the gathered ``state``."""
+    if not _is_sharded(model):
+        model.save_pretrained(directory)
+        return
+    from torch.distributed.fsdp import FSDPModule
+
+    cls = next(c for c in type(model).__mro__ if not issubclass(c, FSDPModule))
+    with torch.device("meta"):
+        twin = cls(model.config)
+    twin.load_state_dict(state, assign=True)
+    twin.save_pretrained(directory)
+
+
+def save_checkpoint(model, opt, step: int, rows: list, ckpt_dir: Path, fingerprint: dict | None = None,
+                    is_main: bool = True) -> None:
+    """Write the checkpoint folder atomically (main process). A sharded model: every process
+    must call this (the gather is collective), only ``is_main`` writes."""
+    model_sd, opt_sd = _full_model_state(model), _full_optimizer_state(model, opt)
+    if not is_main:
+        return
     tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    model.save_pretrained(tmp)
-    opt_meta = _save_optimizer(opt, tmp / "optimizer.safetensors")
+    _save_model(model, model_sd, tmp)
+    opt_meta = _save_optimizer(opt_sd, tmp / "optimizer.safetensors")
     (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "optimizer": opt_meta, "log": rows, "fingerprint": fingerprint}))
     old = ckpt_dir.with_name(ckpt_dir.name + ".old")
     if ckpt_dir.exists():
@@ -111,11 +218,27 @@ def save_checkpoint(model, opt, step: int, rows: list, ckpt_dir: Path, fingerpri
         shutil.rmtree(old)
 
 
-def load_checkpoint(model, opt, ckpt_dir: Path) -> tuple[int, list]:
+def load_checkpoint(model, opt, ckpt_dir: Path, is_main: bool = True) -> tuple[int, list]:
+    """Load weights and optimizer state; returns (step, log rows). A sharded model: every
+    process calls this; rank 0 alone reads the tensors and broadcasts them, each rank keeping
+    its shard (one full copy in host memory per node instead of one per process)."""
     state = json.loads((ckpt_dir / "trainer_state.json").read_text())
-    weights = load_tensors(ckpt_dir / "model.safetensors")
-    model.load_state_dict(weights)
-    _load_optimizer(opt, ckpt_dir / "optimizer.safetensors", state["optimizer"])
+    if not _is_sharded(model):
+        model.load_state_dict(_read_weights(ckpt_dir))
+        _load_optimizer(opt, ckpt_dir / "optimizer.safetensors", state["optimizer"])
+        return int(state["step"]), list(state["log"])
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
+                                                         set_optimizer_state_dict)
+
+    options = StateDictOptions(full_state_dict=True, broadcast_from_rank0=True)
+    set_model_state_dict(model, _read_weights(ckpt_dir) if is_main else {}, options=options)
+    osd = {}
+    if is_main:
+        osd = _read_optimizer(ckpt_dir / "optimizer.safetensors", state["optimizer"])
+        names = [name for name, _ in model.named_parameters()]
+        osd = {"state": {names[i]: v for i, v in osd["state"].items()},
+               "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in osd["param_groups"]]}
+    set_optimizer_state_dict(model, opt, osd, options=options)
     return int(state["step"]), list(state["log"])
 
 
@@ -135,6 +258,8 @@ def train(
     ``fingerprint`` (everything that defines the run: config, data, init) matches; a
     checkpoint of another run is discarded. ``stop_after`` (tests) ends the process after
     that many steps as if it had been killed: nothing after the last checkpoint is kept.
+    With ``cfg.sharding == "fsdp"`` and several processes ``model`` is sharded in place and
+    stays so: the result is the unsharded model written to ``out_dir``.
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -142,22 +267,30 @@ def train(
     out_dir = Path(out_dir)
     ckpt_dir = out_dir / "checkpoint"
     acc = Accelerator(cpu=not torch.cuda.is_available())
+    # The model is never wrapped (DDP would hide the backbone methods embed/logits that losses
+    # call). Each process draws its own batch: the effective batch is num_processes x batch_size.
+    model = model.to(acc.device)
+    sharded = cfg.sharding == "fsdp" and acc.num_processes > 1
+    if cfg.sharding == "fsdp" and not sharded:
+        log.info("sharding fsdp with a single process: training unsharded")
+    if sharded:
+        shard_model(model, acc.device)  # before the optimizer: it must hold the sharded parameters
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
+    acc_opt = acc.prepare(opt)  # checkpoints read and write ``opt`` itself
     start, rows = 0, []
-    fingerprint = json.loads(json.dumps({"train": asdict(cfg), **(fingerprint or {})}))
+    # sharding changes where tensors live, not the run: a checkpoint resumes under either.
+    settings = {k: v for k, v in asdict(cfg).items() if k != "sharding"}
+    fingerprint = json.loads(json.dumps({"train": settings, **(fingerprint or {})}))
     if (ckpt_dir / "trainer_state.json").exists():
         if json.loads((ckpt_dir / "trainer_state.json").read_text()).get("fingerprint") == fingerprint:
-            start, rows = load_checkpoint(model, opt, ckpt_dir)
+            start, rows = load_checkpoint(model, opt, ckpt_dir, is_main=acc.is_main_process)
             log.info("resumed from %s at step %d", ckpt_dir, start)
         else:
             log.warning("ignoring %s: it belongs to a run with other settings", ckpt_dir)
-            shutil.rmtree(ckpt_dir)
-    # The model stays unwrapped: losses call backbone methods (embed/logits) that a DDP
-    # wrapper does not expose, so gradients are averaged across processes by hand below.
-    # Each process draws its own batch: the effective batch is num_processes x batch_size.
-    model = model.to(acc.device)
-    opt = acc.prepare(opt)
-    core = model
+            acc.wait_for_everyone()  # every process has read it before the main one deletes it
+            if acc.is_main_process:
+                shutil.rmtree(ckpt_dir)
+    acc.wait_for_everyone()  # no process starts before every one has read the checkpoint
     t0 = time.time()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or not acc.is_main_process,
                desc=out_dir.name, mininterval=5)
@@ -168,33 +301,39 @@ def train(
             group["lr"] = lr_at(step, cfg)
         g = step_generator(cfg.seed, step, acc.process_index, device=acc.device)
         model.train()
+        acc_opt.zero_grad(set_to_none=True)  # before the forward: last step's grads are not kept through it
         loss, parts = loss_fn(model, step, g)
-        opt.zero_grad(set_to_none=True)
         acc.backward(loss)
-        if acc.num_processes > 1:
+        if acc.num_processes > 1 and not sharded:  # FSDP reduce-scatters (and averages) by itself
             for p in model.parameters():
                 if p.grad is not None:
                     torch.distributed.all_reduce(p.grad)
                     p.grad /= acc.num_processes
-        if cfg.grad_clip:
-            acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-        opt.step()
+        # DTensor-aware under FSDP: the norm of the full gradient, the same as unsharded
+        grad_norm = acc.clip_grad_norm_(model.parameters(), cfg.grad_clip) if cfg.grad_clip else None
+        acc_opt.step()
         if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
             row = {"step": step + 1, "loss": float(loss.detach()), "lr": lr_at(step, cfg), "elapsed_s": time.time() - t0}
+            if grad_norm is not None:
+                row["grad_norm"] = float(grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm)
             row.update({k: float(v) for k, v in parts.items() if k != "total"})
             rows.append(row)
             bar.set_postfix(loss=f"{row['loss']:.4f}")
             log.info("step %d loss %.4f %s", step + 1, row["loss"], {k: round(v, 4) for k, v in parts.items()})
-        if acc.is_main_process and ((step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps):
-            save_checkpoint(core, opt, step + 1, rows, ckpt_dir, fingerprint)
+        if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+            if sharded or acc.is_main_process:
+                save_checkpoint(model, opt, step + 1, rows, ckpt_dir, fingerprint, is_main=acc.is_main_process)
+            acc.wait_for_everyone()  # the checkpoint is complete before any process goes on
     else:
+        state = _full_model_state(model) if sharded else None
+        df = pd.DataFrame(rows)
         if acc.is_main_process:
-            core.save_pretrained(out_dir)
-            df = pd.DataFrame(rows)
+            _save_model(model, state, out_dir)
             write_parquet(df, out_dir / "train_log.parquet", TRAIN_LOG_SCHEMA)
             if ckpt_dir.exists():
                 shutil.rmtree(ckpt_dir)
-            return df
+        acc.wait_for_everyone()  # the final model is on disk before any process returns
+        return df
     return pd.DataFrame(rows)
 
 
