@@ -33,11 +33,20 @@ def test_param_count_9x9_is_paper_size():
 
 
 def test_init_scales():
+    """Tables at the linears' std (0.02): the residual stream starts at the blocks' output scale;
+    the position table at pos_scale times the token table (so positions stay visible)."""
     model = sudoku_model(pos_scale=1.0)
     rms = lambda t: t.pow(2).mean().sqrt().item()
-    assert 0.8 < rms(model.wte.weight) < 1.2
-    assert 0.8 < rms(model.wpe) < 1.2
-    assert 0.08 < rms(sudoku_model(pos_scale=0.1).wpe) < 0.12
+    assert 0.016 < rms(model.wte.weight) < 0.024
+    assert 0.016 < rms(model.wpe) < 0.024
+    assert 0.08 < rms(sudoku_model(pos_scale=0.1).wpe) / rms(model.wte.weight) < 0.12
+    big = sudoku_model(embed_std=1.0)
+    assert 0.8 < rms(big.wte.weight) < 1.2 and 0.8 < rms(big.wpe) < 1.2
+    # a block's first output is not negligible next to the stream it is added to
+    ids = torch.randint(0, 10, (4, 81))
+    x = model.embed(ids) + model.wpe
+    delta = model.blocks[0](x, None) - x
+    assert rms(delta) > 0.3 * rms(x)
 
 
 def test_bidirectional():

@@ -5,11 +5,18 @@ Paper, Table 2: "4-layer Transformer MDM, 0.81M parameters". With d_model=128, 4
 this module has 806,282 parameters. The same class serves the mini text and image tracks
 with another vocabulary and length.
 
-Scales (shared/notes/calibration.md, trap 2): History Reference feeds RMS-normalised inputs
-at the token-embedding scale, so the token table is initialised with std 1 (RMS ~1) and the
-learned position table with std ``pos_scale``; a std-0.02 position table added to unit-RMS
-inputs is invisible and the model cannot tell cells apart. No dropout: training is exactly
-reproducible for a seed.
+Scales (ours). Two constraints, both needed for the 9x9 Sudoku to learn at all:
+- Position vs input (shared/notes/calibration.md, trap 2): History Reference feeds RMSNorm(a)
+  brought to the RMS of the current token embedding (rm_core.history.model_input), so the
+  position table must be at the token table's scale, else the model cannot tell cells apart.
+  The position table's std is ``pos_scale`` times the token table's.
+- Residual stream vs blocks: the tables are initialised with std ``embed_std`` = 0.02, the
+  same as the linears (GPT-2's scheme), so that what a block writes into the residual stream
+  is of the stream's own size. With std-1 tables the stream was ~70x larger than a block's
+  output at init (residual projections std 0.02/sqrt(2L)); the blocks then barely change the
+  stream for hundreds of steps, and a 9x9 RM run learned nothing in 2,400 steps (4x4 boards,
+  which need less composition across layers, still trained).
+No dropout: training is exactly reproducible for a seed.
 """
 
 from __future__ import annotations
@@ -37,7 +44,8 @@ class SmallTransformerConfig:
     n_layers: int = 4
     n_heads: int = 4
     mlp_ratio: int = 4
-    pos_scale: float = 1.0
+    pos_scale: float = 1.0  # position-table std relative to the token table's
+    embed_std: float = 0.02  # token-table std at init (the linears' std: see the module docstring)
 
     def __post_init__(self):
         if not 0 <= self.mask_id < self.vocab_size:
@@ -112,10 +120,10 @@ class SmallTransformer(nn.Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
-        """Token table std 1, position table std pos_scale, linears std 0.02 (residual
-        projections scaled by 1/sqrt(2 * n_layers), as in GPT-2), biases 0, norms identity."""
-        nn.init.normal_(self.wte.weight, std=1.0)
-        nn.init.normal_(self.wpe, std=self.config.pos_scale)
+        """Token table std embed_std, position table std pos_scale * embed_std, linears std 0.02
+        (residual projections scaled by 1/sqrt(2 * n_layers), as in GPT-2), biases 0, norms identity."""
+        nn.init.normal_(self.wte.weight, std=self.config.embed_std)
+        nn.init.normal_(self.wpe, std=self.config.pos_scale * self.config.embed_std)
         for name, module in self.named_modules():
             if isinstance(module, nn.Linear):
                 std = 0.02 / math.sqrt(2 * self.config.n_layers) if name.endswith("proj") else 0.02
