@@ -15,29 +15,30 @@ import torch
 
 
 def _setup(args) -> dict:
+    """Logging to stderr, the torch thread count, and the rule's config section (``--params``)."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     torch.set_num_threads(max(1, int(args.threads)))
     return json.loads(args.params)
 
 
-def _sudoku_data(a):
+def _sudoku_data(cfg, a):
     from .pipeline import sudoku
-    sudoku.make_data(_setup(a), a.seed, a.train, a.test)
+    sudoku.make_data(cfg, a.seed, a.train, a.test)
 
 
-def _sudoku_train(a):
+def _sudoku_train(cfg, a):
     from .pipeline import sudoku
-    sudoku.train_variant(_setup(a), a.variant, a.seed, a.train, a.out_dir)
+    sudoku.train_variant(cfg, a.variant, a.seed, a.train, a.out_dir)
 
 
-def _sudoku_eval(a):
+def _sudoku_eval(cfg, a):
     from .pipeline import sudoku
-    sudoku.evaluate(_setup(a), a.variant, a.model_dir, a.test, a.metrics, a.trajectories, a.scaling)
+    sudoku.evaluate(cfg, a.variant, a.model_dir, a.test, a.metrics, a.trajectories, a.scaling)
 
 
-def _sudoku_report(a):
+def _sudoku_report(cfg, a):
     from .pipeline import sudoku
-    sudoku.report(_setup(a), a.scale, a.metrics, a.scaling, a.trajectories, a.table, a.fig_trajectory, a.fig_scaling)
+    sudoku.report(cfg, a.scale, a.metrics, a.scaling, a.trajectories, a.table, a.fig_trajectory, a.fig_scaling)
 
 
 COMMANDS = {
@@ -58,6 +59,7 @@ from .pipeline.image_cli import IMAGE_COMMANDS  # noqa: E402  (image track: rm-c
 
 COMMANDS.update(IMAGE_COMMANDS)
 
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rm-core", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -76,7 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> None:
     args = build_parser().parse_args(argv)
-    args.fn(args)
+    args.fn(_setup(args), args)
 
 
 if __name__ == "__main__":

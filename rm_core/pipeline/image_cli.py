@@ -4,46 +4,39 @@ the rule's arguments and call the stage functions of the image-editing track."""
 from __future__ import annotations
 
 
-def _setup(a) -> dict:
-    from ..cli import _setup as setup
-
-    return setup(a)
-
-
-def _image_data(a):
+def _image_data(cfg, a):
     from . import image
-    image.make_data(_setup(a), a.seed, a.out_dir)
+    image.make_data(cfg, a.seed, a.out_dir)
 
 
-def _image_vq(a):
+def _image_vq(cfg, a):
     from . import image
-    cfg = _setup(a)
     image.make_vq({**cfg, "seed": a.seed}, a.data_dir, a.out_dir)
 
 
-def _image_tokens(a):
+def _image_tokens(cfg, a):
     from . import image
-    image.make_tokens(_setup(a), a.data_dir, a.vq_dir, a.out_dir)
+    image.make_tokens(cfg, a.data_dir, a.vq_dir, a.out_dir)
 
 
-def _image_base(a):
+def _image_base(cfg, a):
     from . import image
-    image.train_base(_setup(a), a.seed, a.tokens_dir, a.out_dir)
+    image.train_base(cfg, a.seed, a.tokens_dir, a.out_dir)
 
 
-def _image_train(a):
+def _image_train(cfg, a):
     from . import image
-    image.train_model(_setup(a), a.model, a.seed, a.tokens_dir, a.base_dir, a.out_dir)
+    image.train_model(cfg, a.model, a.seed, a.tokens_dir, a.base_dir, a.out_dir)
 
 
-def _image_eval(a):
+def _image_eval(cfg, a):
     from . import image
-    image.evaluate(_setup(a), a.model, a.model_dir, a.data_dir, a.tokens_dir, a.vq_dir, a.metrics, a.outputs)
+    image.evaluate(cfg, a.model, a.model_dir, a.data_dir, a.tokens_dir, a.vq_dir, a.metrics, a.outputs)
 
 
-def _image_report(a):
+def _image_report(cfg, a):
     from . import image
-    image.report(_setup(a), a.scale, a.metrics, a.outputs, a.data_dir, a.tokens_dir, a.vq_dir, a.table, a.figure)
+    image.report(cfg, a.scale, a.metrics, a.outputs, a.data_dir, a.tokens_dir, a.vq_dir, a.table, a.figure)
 
 
 IMAGE_COMMANDS = {

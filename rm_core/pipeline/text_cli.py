@@ -4,36 +4,30 @@ the rule's arguments and call the stage functions of the text track."""
 from __future__ import annotations
 
 
-def _setup(a) -> dict:
-    from ..cli import _setup as setup
-
-    return setup(a)
-
-
-def _text_data(a):
+def _text_data(cfg, a):
     from . import text
-    text.make_data(_setup(a), a.seed, a.out_dir)
+    text.make_data(cfg, a.seed, a.out_dir)
 
 
-def _text_base(a):
+def _text_base(cfg, a):
     from . import text_train
-    text_train.prepare_base(_setup(a), a.seed, a.pairs, a.out)
+    text_train.prepare_base(cfg, a.seed, a.pairs, a.out)
 
 
-def _text_probe(a):
+def _text_probe(cfg, a):
     from . import text
-    text.probe(_setup(a), a.base, a.pairs, a.out)
+    text.probe(cfg, a.base, a.pairs, a.out)
 
 
-def _text_train(a):
+def _text_train(cfg, a):
     from . import text_train
     probe = None if a.probe in ("", "none") else a.probe
-    text_train.train(_setup(a), a.objective, a.seed, a.pairs, a.base, probe, a.out)
+    text_train.train(cfg, a.objective, a.seed, a.pairs, a.base, probe, a.out)
 
 
-def _text_eval(a):
+def _text_eval(cfg, a):
     from . import text_eval
-    text_eval.evaluate(_setup(a), a.model, a.name, a.sampler, a.tasks, a.samples, a.summary,
+    text_eval.evaluate(cfg, a.model, a.name, a.sampler, a.tasks, a.samples, a.summary,
                        out_scaling=_opt(a.scaling), out_traj=_opt(a.trajectories))
 
 
@@ -42,9 +36,9 @@ def _opt(path: str):
     return None if path in ("", "none") else path
 
 
-def _text_report(a):
+def _text_report(cfg, a):
     from . import text_report
-    text_report.report(_setup(a), a.scale, a.tasks, a.summaries, a.samples, a.scaling, a.trajectories,
+    text_report.report(cfg, a.scale, a.tasks, a.summaries, a.samples, a.scaling, a.trajectories,
                        a.table3, a.table4, a.fig_scaling, a.fig_trajectory)
 
 
