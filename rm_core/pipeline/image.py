@@ -689,12 +689,13 @@ def evaluate(cfg: dict, which: str, model_dir: str, data_dir: str, tokens_dir: s
     rows = data.loc[test["id"]]
     src, _, region = load_pixels(cfg, data_dir, rows)
     ev = cfg["eval"]
+    scene_spec = _scene_spec(cfg) if cfg["data"]["kind"] == "scenes" else None
     recs = []
     for i in range(len(test)):
         m = edit_metrics(src[i], edited[i], region[i], threshold=ev["threshold"], psnr_cap=ev["psnr_cap"])
         ok = float("nan")
-        if cfg["data"]["kind"] == "scenes":
-            ok = float(mini_instruction_check(rows["scene_after"].iloc[i], edited[i], _scene_spec(cfg)))
+        if scene_spec is not None:
+            ok = float(mini_instruction_check(rows["scene_after"].iloc[i], edited[i], scene_spec))
         recs.append({"id": test["id"].iloc[i], "kind": test["kind"].iloc[i], "instruction": test["instruction"].iloc[i],
                      "model": which, **m, "instr_ok": ok, "vqascore": float("nan")})
     metrics = pd.DataFrame(recs)
@@ -737,7 +738,7 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
     from ..tables import PAPER_TABLE1, side_by_side, write_table
 
     table_stem, fig_stem = Path(table_stem).with_suffix(""), Path(fig_stem).with_suffix("")
-    frames = {read_parquet(p)["model"].iloc[0]: read_parquet(p) for p in metrics_paths}
+    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics_paths)}
     instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
     rows, extra = {}, {}
     for m in MODELS:
@@ -807,7 +808,7 @@ def _figure(cfg, frames, outputs_paths, data_dir, tokens_dir, vq_dir, stem, scal
 
     from .. import figures
     spec, _ = load_layout(tokens_dir)
-    outs = {read_parquet(p)["model"].iloc[0]: read_parquet(p).set_index("id") for p in outputs_paths}
+    outs = {df["model"].iloc[0]: df.set_index("id") for df in map(read_parquet, outputs_paths)}
     rm = frames.get("rm")
     # one example per kind, preferring edits RM got right after re-masking something
     pick = []
