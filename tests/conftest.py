@@ -13,6 +13,14 @@ sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"
 
 
+@pytest.fixture
+def workdir(tmp_path):
+    """A copy of the workflow (not of results/) to run Snakemake in isolation."""
+    from workflow_copy import copy_workflow
+
+    return copy_workflow(tmp_path)
+
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: a test that takes minutes (end to end)")
 

@@ -6,7 +6,6 @@ Atomic outputs (what makes `--rerun-incomplete` safe) are tested in test_io_tabl
 killed-and-resumed training run equals an uninterrupted one in test_train_resume.py.
 """
 
-import os
 import re
 import shutil
 import subprocess
@@ -15,29 +14,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from workflow_copy import run_snakemake
 
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 PAPER = "config/paper.yaml"
 
 
-def snakemake(args, cwd, timeout=300):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    r = subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                       timeout=timeout)
-    r.out = r.stdout + r.stderr
-    return r
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    """The workflow, its configs and the SLURM profile, without results/ or .snakemake/."""
-    for name in ("Snakefile", "config.yaml", "all"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    for name in ("workflow", "config", "envs", "slurm", ".ci"):
-        if (ROOT / name).exists():
-            shutil.copytree(ROOT / name, tmp_path / name)
-    return tmp_path
+snakemake = run_snakemake
 
 
 def overlay(workdir, data, name="overlay.yaml"):

@@ -9,10 +9,6 @@ Also: the auxiliary losses on constructed cases, equal SFT/RM budgets, the Snake
 import copy
 import importlib.util
 import json
-import os
-import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -22,13 +18,13 @@ import pytest
 import torch
 import yaml
 from PIL import Image
+from workflow_copy import run_snakemake
 
 from rm_core.io import read_parquet
 from rm_core.pipeline import image as im
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
 HAS_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
 
 
@@ -259,26 +255,10 @@ def test_missing_checkpoint_and_data_name_what_to_get(tmp_path):
 
 # --------------------------------------------------------------------------- the workflow
 
-def _snakemake(args, cwd):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    return subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=300)
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    for name in ("workflow", "config", "envs", "slurm", ".ci"):
-        if (ROOT / name).exists():
-            shutil.copytree(ROOT / name, tmp_path / name)
-    return tmp_path
-
-
 @pytest.mark.parametrize("paper", [False, True])
 def test_image_dag_in_dry_run(workdir, paper):
     args = ["-n", "-p", "all"] + (["--configfile", "config/paper.yaml"] if paper else [])
-    r = _snakemake(args, workdir)
+    r = run_snakemake(args, workdir)
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     for rule in ("image_data", "image_vq", "image_tokens", "image_base", "image_train", "image_eval", "table1"):
         assert f"rule {rule}:" in r.stdout, rule

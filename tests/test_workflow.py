@@ -1,35 +1,13 @@
 """The Snakemake workflow: config validation, dry run, lint, and the mini DAG end to end."""
 
-import os
-import shutil
-import subprocess
-import sys
-from pathlib import Path
-
 import pandas as pd
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
+from workflow_copy import run_snakemake
 
 
 def snakemake(args, cwd, timeout=600):
-    env = dict(os.environ, PATH=f"{BIN}:{os.environ['PATH']}")
-    return subprocess.run([str(BIN / "snakemake"), *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=timeout)
-
-
-@pytest.fixture
-def workdir(tmp_path):
-    """A copy of the workflow (not of results/) to run in isolation."""
-    for name in ("Snakefile", "config.yaml"):
-        shutil.copy(ROOT / name, tmp_path / name)
-    shutil.copytree(ROOT / "workflow", tmp_path / "workflow")
-    if (ROOT / "config").exists():
-        shutil.copytree(ROOT / "config", tmp_path / "config")
-    shutil.copytree(ROOT / "envs", tmp_path / "envs")
-    return tmp_path
+    return run_snakemake(args, cwd, timeout=timeout)
 
 
 def write_override(workdir, override):
