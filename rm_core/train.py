@@ -113,10 +113,6 @@ def _read_optimizer(path: Path, meta: dict) -> dict:
     return {"state": state, "param_groups": meta["param_groups"]}
 
 
-def _load_optimizer(opt: torch.optim.Optimizer, path: Path, meta: dict) -> None:
-    opt.load_state_dict(_read_optimizer(path, meta))
-
-
 def _read_weights(directory: Path) -> dict:
     """The weights ``save_pretrained`` wrote: model.safetensors, or the shards of its index (LLaDA)."""
     index = directory / WEIGHTS_INDEX
@@ -176,9 +172,13 @@ def _full_optimizer_state(model: torch.nn.Module, opt: torch.optim.Optimizer) ->
     sd = get_optimizer_state_dict(model, opt, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if not sd:
         return {}
-    index = {name: i for i, (name, _) in enumerate(model.named_parameters())}
-    return {"state": {index[k]: v for k, v in sd["state"].items()},
-            "param_groups": [{**g, "params": [index[k] for k in g["params"]]} for g in sd["param_groups"]]}
+    return _rekey_optimizer(sd, {name: i for i, (name, _) in enumerate(model.named_parameters())})
+
+
+def _rekey_optimizer(sd: dict, key: dict) -> dict:
+    """An optimizer state dict with its parameter keys mapped through ``key`` (names <-> indices)."""
+    return {"state": {key[k]: v for k, v in sd["state"].items()},
+            "param_groups": [{**g, "params": [key[k] for k in g["params"]]} for g in sd["param_groups"]]}
 
 
 def _save_model(model: torch.nn.Module, state: dict, directory: Path) -> None:
@@ -225,7 +225,7 @@ def load_checkpoint(model, opt, ckpt_dir: Path, is_main: bool = True) -> tuple[i
     state = json.loads((ckpt_dir / "trainer_state.json").read_text())
     if not _is_sharded(model):
         model.load_state_dict(_read_weights(ckpt_dir))
-        _load_optimizer(opt, ckpt_dir / "optimizer.safetensors", state["optimizer"])
+        opt.load_state_dict(_read_optimizer(ckpt_dir / "optimizer.safetensors", state["optimizer"]))
         return int(state["step"]), list(state["log"])
     from torch.distributed.checkpoint.state_dict import (StateDictOptions, set_model_state_dict,
                                                          set_optimizer_state_dict)
@@ -234,10 +234,8 @@ def load_checkpoint(model, opt, ckpt_dir: Path, is_main: bool = True) -> tuple[i
     set_model_state_dict(model, _read_weights(ckpt_dir) if is_main else {}, options=options)
     osd = {}
     if is_main:
-        osd = _read_optimizer(ckpt_dir / "optimizer.safetensors", state["optimizer"])
-        names = [name for name, _ in model.named_parameters()]
-        osd = {"state": {names[i]: v for i, v in osd["state"].items()},
-               "param_groups": [{**g, "params": [names[i] for i in g["params"]]} for g in osd["param_groups"]]}
+        osd = _rekey_optimizer(_read_optimizer(ckpt_dir / "optimizer.safetensors", state["optimizer"]),
+                               dict(enumerate(name for name, _ in model.named_parameters())))
     set_optimizer_state_dict(model, opt, osd, options=options)
     return int(state["step"]), list(state["log"])
 

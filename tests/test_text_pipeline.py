@@ -14,7 +14,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 
 import pandas as pd
-import pytest
 import torch
 import yaml
 

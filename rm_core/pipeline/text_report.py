@@ -251,7 +251,6 @@ def report(cfg: dict, scale: str, tasks_json: str, summary_paths: list[str], sam
            scaling_paths: list[str], traj_path: str, table3_stem: str, table4_stem: str, fig_scaling: str,
            fig_traj: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     from ..tables import write_table
-    from .text import read_model_ref  # noqa: F401 (kept for symmetry)
 
     table3_stem, table4_stem, fig_scaling, fig_traj = (Path(p).with_suffix("") for p in
                                                        (table3_stem, table4_stem, fig_scaling, fig_traj))
