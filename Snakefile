@@ -1,5 +1,6 @@
-# Reflective Masking, reproduced. `snakemake all` runs the default (mini) scale;
-# `snakemake --configfile config/paper.yaml all` the paper scale. See README.md.
+# Reflective Masking, reproduced. `snakemake -c2 all` runs the default (mini) scale;
+# `snakemake --profile slurm all` the paper scale on a SLURM cluster (the profile loads
+# config/paper.yaml over config.yaml). See README.md.
 from snakemake.utils import min_version, validate
 
 min_version("9.0")

@@ -2,7 +2,7 @@
 # .ci/slurm_run.sh — the mini DAG end to end through a real (one-node, localhost) SLURM:
 #
 #   .ci/slurm.sh up
-#   snakemake --profile slurm all --configfile .ci/ci_slurm.yaml     # under a hard time limit
+#   snakemake --profile slurm all --configfile=.ci/ci_slurm.yaml     # under a hard time limit
 #   .ci/slurm.sh down                                                # always (trap)
 #
 # The overlay only sends outputs to results/ci_slurm/ (and pins CPU-only, small resources), so this
@@ -42,7 +42,7 @@ if [[ ${SLURM_RUN_KEEP:-0} != 1 && -n $OUT && $OUT == results/* ]]; then rm -rf 
 t0=$(date +%s)
 set +e
 # INT first (snakemake then cancels its SLURM jobs), KILL 60 s later if it still hangs.
-timeout -k 60 -s INT "$LIMIT" snakemake --profile slurm all --configfile "$OVERLAY" 2>&1 | tee /tmp/ci-slurm-run.log
+timeout -k 60 -s INT "$LIMIT" snakemake --profile slurm all --configfile="$OVERLAY" 2>&1 | tee /tmp/ci-slurm-run.log
 rc=${PIPESTATUS[0]}
 set -e
 wall=$(( $(date +%s) - t0 ))

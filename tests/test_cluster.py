@@ -55,7 +55,8 @@ def local_rules(workdir) -> set[str]:
 
 
 def test_paper_dry_run_lists_every_rule_with_cluster_resources(workdir):
-    r = snakemake(["-n", "--profile", "slurm", "all", "--configfile", PAPER], workdir)
+    """The cluster command verbatim, `snakemake --profile slurm all`: the profile loads the paper config."""
+    r = snakemake(["-n", "--profile", "slurm", "all"], workdir)
     assert r.returncode == 0, r.out[-3000:]
     jobs = jobs_of(r.stdout)
     listed = {j["rule"] for j in jobs}
@@ -86,18 +87,22 @@ def test_paper_dry_run_lists_every_rule_with_cluster_resources(workdir):
     assert '"box": [3, 3]' in r.stdout and '"d_model": 128' in r.stdout and '"test_wrong": [4, 20]' in r.stdout
 
 
-def test_paper_dry_run_verbatim_target_after_configfile(workdir):
-    """The issue's command verbatim: `--configfile` takes several files and swallows `all`; the
-    empty overlay named `all` at the root keeps that harmless (default target = all)."""
-    verbatim = snakemake(["-n", "--profile", "slurm", "--configfile", PAPER, "all"], workdir)
-    assert verbatim.returncode == 0, verbatim.out[-3000:]
-    ordered = snakemake(["-n", "--profile", "slurm", "all", "--configfile", PAPER], workdir)
-    count = lambda out: sorted(j["rule"] for j in jobs_of(out))  # noqa: E731
-    assert count(verbatim.stdout) == count(ordered.stdout) and "image_train" in count(verbatim.stdout)
+def test_profile_config_equals_explicit_paper_config_and_mini_is_one_flag_away(workdir):
+    """`--profile slurm all` == `--profile slurm --configfile=config/paper.yaml all` (with `=`, the target
+    after the option is not read as a second config file); `--configfile=config.yaml` is the mini DAG."""
+    rules = lambda out: sorted(j["rule"] for j in jobs_of(out))  # noqa: E731
+    profile = snakemake(["-n", "--profile", "slurm", "all"], workdir)
+    explicit = snakemake(["-n", "--profile", "slurm", f"--configfile={PAPER}", "all"], workdir)
+    mini = snakemake(["-n", "--profile", "slurm", "--configfile=config.yaml", "all"], workdir)
+    for r in (profile, explicit, mini):
+        assert r.returncode == 0, r.out[-3000:]
+    assert rules(profile.stdout) == rules(explicit.stdout) and "image_train" in rules(profile.stdout)
+    assert '"box": [3, 3]' in profile.stdout and '"box": [3, 3]' not in mini.stdout
+    assert not (ROOT / "all").exists()  # no config overlay named `all` at the root any more
 
 
 def test_mini_dry_run_requests_no_gpu_and_no_partition(workdir):
-    r = snakemake(["-n", "--profile", "slurm", "all"], workdir)
+    r = snakemake(["-n", "--profile", "slurm", "all", "--configfile=config.yaml"], workdir)
     assert r.returncode == 0, r.out[-3000:]
     jobs = jobs_of(r.stdout)
     assert {j["rule"] for j in jobs} >= {"sudoku_data", "sudoku_train", "sudoku_eval", "table2"}
@@ -201,3 +206,61 @@ def test_gpu_job_for_a_partition_without_gpus_is_refused_before_submission(workd
     assert r.returncode != 0
     assert "cluster.gpu_partition" in r.out and "has no GPUs" in r.out, r.out[-2000:]
     assert "submitted with SLURM jobid" not in r.out
+
+
+# ------------------------------------------------------------- rm_core.cluster, without Snakemake
+from rm_core.cluster import Cluster, ClusterConfigError  # noqa: E402
+
+
+def _section(**over):
+    s = {"partition": "cpu", "gpu_partition": "gpu", "account": "acc", "qos": None, "gpu_model": None,
+         "constraint": None, "retries": 2,
+         "resources": {"train": {"gpus": 2, "cpus": 8, "mem_mb": 64000, "runtime": 600},
+                       "cpu": {"gpus": 0, "cpus": None, "mem_mb": 2000, "runtime": 30},
+                       "light": {"gpus": 0, "cpus": None, "mem_mb": 1000, "runtime": 10}}}
+    s.update(over)
+    return s
+
+
+def test_cluster_resources_map_groups_to_sbatch_keys():
+    c = Cluster(_section(gpu_model="h100", constraint="hopper"), threads=3)
+    assert c.resources("train") == {"mem_mb": 64000, "runtime": 600, "cpus_per_task": 8, "slurm_partition": "gpu",
+                                    "slurm_account": "acc", "gpu": 2, "gpu_model": "h100", "constraint": "hopper"}
+    assert c.resources("cpu") == {"mem_mb": 2000, "runtime": 30, "cpus_per_task": 3, "slurm_partition": "cpu",
+                                  "slurm_account": "acc"}
+    assert c.resources("light") == {"mem_mb": 1000, "runtime": 10}
+    assert (c.threads("train"), c.threads("cpu"), c.retries) == (8, 3, 2)
+    # no GPU partition: GPU jobs go to `partition`; nothing at all: no partition key (the default one)
+    assert Cluster(_section(gpu_partition=None), 1).resources("train")["slurm_partition"] == "cpu"
+    assert "slurm_partition" not in Cluster(_section(gpu_partition=None, partition=None), 1).resources("train")
+
+
+def test_cluster_launcher_uses_accelerate_only_for_several_gpus():
+    c = Cluster(_section(), threads=1)
+    assert c.launcher("cpu") == "rm-core "
+    assert c.launcher("train").startswith("accelerate launch --multi_gpu --num_processes 2 ")
+    assert c.launcher("train").endswith(" -m rm_core.cli ")
+
+
+def test_cluster_errors_name_the_key():
+    with pytest.raises(ClusterConfigError, match=r"cluster\.resources\.eval is missing"):
+        Cluster(_section(), 1).resources("eval")
+    bad = _section()
+    bad["resources"]["cpu"]["runtime"] = None
+    with pytest.raises(ClusterConfigError, match=r"cluster\.resources\.cpu\.runtime"):
+        Cluster(bad, 1).resources("cpu")
+    with pytest.raises(ClusterConfigError, match=r"cluster\.partition, cluster\.account"):
+        Cluster(_section(partition="SET_ME", account="SET_ME"), 1).preflight([], None)
+
+
+def test_cluster_preflight_refuses_gpu_jobs_on_a_partition_without_gpus():
+    c = Cluster(_section(gpu_partition=None, partition=None), 1)
+    job = [("text_train", {"gpu": 2})]  # no partition: the cluster's default (marked *)
+    with pytest.raises(ClusterConfigError, match=r"rule text_train requests 2 GPU\(s\) in partition 'debug'.*"
+                                                 r"cluster\.gpu_partition \(now null"):
+        c.preflight(job, {"debug*": False, "a100": True})
+    c.preflight(job, {"debug": False, "a100*": True})  # default partition has GPUs: fine
+    c.preflight(job, None)  # sinfo cannot tell: advisory only
+    named = Cluster(_section(gpu_partition="cpu"), 1)
+    with pytest.raises(ClusterConfigError, match=r"Set config key cluster\.gpu_partition to a partition with GPUs \(a100\)"):
+        named.preflight([("sudoku_train", {"gpu": 1, "slurm_partition": "cpu"})], {"cpu*": False, "a100": True})

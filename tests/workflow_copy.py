@@ -8,9 +8,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# what a run needs: the Snakefile, the configs (and the `all` overlay), rules, schemas, envs, the
+# what a run needs: the Snakefile, the configs, rules, schemas, envs, the
 # SLURM profile and the CI overlay; not results/ or .snakemake/
-FILES = ("Snakefile", "config.yaml", "all")
+FILES = ("Snakefile", "config.yaml")
 DIRS = ("workflow", "config", "envs", "slurm", ".ci")
 
 
