@@ -11,6 +11,7 @@ into reveal / mask / keep parts by the kind of z_i.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Optional
 
@@ -89,19 +90,45 @@ def position_weights(edit_set: torch.Tensor, editable: torch.Tensor, other_weigh
     return w * editable.float()
 
 
-def mdm_corrupt(target: torch.Tensor, editable: torch.Tensor, mask_id: int, generator: torch.Generator, eps: float = 1e-3):
-    """LLaDA's forward process: t ~ U(0,1), p = (1-ε)t + ε, mask each editable token w.p. p."""
-    B = target.shape[0]
-    t = torch.rand(B, generator=generator, device=target.device)
-    p = (1 - eps) * t + eps
-    masked = editable.bool() & (torch.rand(target.shape, generator=generator, device=target.device) < p[:, None])
+MDM_FORMS = ("llada", "dimoo")
+
+
+def mdm_corrupt(target: torch.Tensor, editable: torch.Tensor, mask_id: int, generator: torch.Generator,
+                eps: float = 1e-3, form: str = "llada"):
+    """The vanilla MDM forward process over the ``editable`` positions -> (x_t, masked, p).
+
+    llada (LLaDA's SFT): t ~ U(0, 1), p = (1-ε)t + ε, each editable token masked w.p. p.
+    dimoo (Lumina-DiMOO's fine-tuning): r ~ U(0, 1), n = max(1, floor(L cos(πr/2))) of the L
+    editable tokens masked uniformly; p = 1 (no 1/t weight)."""
+    if form not in MDM_FORMS:
+        raise ValueError(f"MDM objective form must be one of {MDM_FORMS}, got {form!r}")
+    B, dev = target.shape[0], target.device
+    u = torch.rand(B, generator=generator, device=dev)
+    score = torch.rand(target.shape, generator=generator, device=dev)
+    editable = editable.bool().expand_as(target)
+    if form == "llada":
+        p = (1 - eps) * u + eps
+        masked = editable & (score < p[:, None])
+    else:
+        n = torch.clamp((editable.sum(-1).double() * torch.cos(math.pi * u.double() / 2)).long(), min=1)
+        rank = torch.where(editable, score, torch.full_like(score, 2.0)).argsort(-1).argsort(-1)
+        masked = editable & (rank < n[:, None])
+        p = torch.ones(B, device=dev)
     x = torch.where(masked, torch.full_like(target, mask_id), target)
     return x, masked, p
 
 
-def mdm_loss(logits: torch.Tensor, target: torch.Tensor, masked: torch.Tensor, p: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
-    """Vanilla MDM objective: (1/B) Σ_b Σ_{masked i} CE_i / p_b / |editable_b| (LLaDA's SFT loss)."""
+def mdm_loss(logits: torch.Tensor, target: torch.Tensor, masked: torch.Tensor, p: torch.Tensor,
+             editable: torch.Tensor, form: str = "llada") -> torch.Tensor:
+    """The vanilla MDM objective for the baselines.
+
+    llada: (1/B) Σ_b Σ_{masked i} CE_i / p_b / |editable_b| (LLaDA's SFT loss);
+    dimoo: Σ_{masked} CE / #masked over the batch (Lumina-DiMOO's plain mean; ``p`` unused)."""
+    if form not in MDM_FORMS:
+        raise ValueError(f"MDM objective form must be one of {MDM_FORMS}, got {form!r}")
     logp = torch.log_softmax(logits.float(), dim=-1)
-    ce = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
-    per_row = (ce * masked.float()).sum(-1) / p / editable.float().sum(-1).clamp(min=1)
+    ce = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1) * masked.float()
+    if form == "dimoo":
+        return ce.sum() / masked.sum().clamp(min=1)
+    per_row = ce.sum(-1) / p / editable.expand_as(target).float().sum(-1).clamp(min=1)
     return per_row.mean()

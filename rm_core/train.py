@@ -67,7 +67,13 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":
-        known = {k: v for k, v in d.items() if k in cls.__dataclass_fields__}
+        """The ``train`` section of a track's config; a key that is not a field is an error (a typo
+        would otherwise train with the default silently)."""
+        unknown = sorted(set(d) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ValueError(f"unknown training key(s) {unknown}; the train section takes "
+                             f"{sorted(cls.__dataclass_fields__)}")
+        known = dict(d)
         if "betas" in known:
             known["betas"] = tuple(known["betas"])
         return cls(**known)

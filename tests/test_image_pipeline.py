@@ -144,16 +144,6 @@ def test_unlikelihood_and_ordering_losses():
     assert float(im.ordering_loss(good, z, z, editable, M)) == 0.0  # no wrong token: nothing to rank
 
 
-def test_dimoo_masking_counts():
-    g = torch.Generator().manual_seed(0)
-    maskable = torch.zeros(64, 10, dtype=torch.bool)
-    maskable[:, 2:8] = True
-    masked, w = im.mask_slots(maskable, g, "dimoo")
-    assert not (masked & ~maskable).any() and (masked.sum(-1) >= 1).all() and (w == 1).all()
-    masked, w = im.mask_slots(maskable, g, "llada")
-    assert not (masked & ~maskable).any() and (w >= 1).all()
-
-
 # --------------------------------------------------------------------------- paper scale, tiny
 
 def _fake_imgedit(root: Path, n: int = 9) -> None:

@@ -151,3 +151,9 @@ def _saved(model, folder: Path) -> Path:
 
 if __name__ == "__main__":
     _worker(Path(sys.argv[1]))
+
+
+def test_unknown_training_key_is_an_error_naming_it():
+    with pytest.raises(ValueError, match=r"unknown training key\(s\) \['stpes'\]"):
+        TrainConfig.from_dict({"stpes": 10, "lr": 1e-3})
+    assert TrainConfig.from_dict({"steps": 10, "betas": [0.9, 0.95]}).betas == (0.9, 0.95)

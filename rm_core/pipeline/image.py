@@ -38,8 +38,8 @@ Choices of ours (the paper does not state them; all are config keys):
 - **SFT** = the vanilla MDM objective on the edit training set, masking target-image code
   positions only. ``sft.objective: dimoo`` (default) is Lumina-DiMOO's public fine-tuning
   loss (fact sheet §4): r ~ U(0, 1), n = max(1, int(L cos(pi r / 2))) code slots masked
-  uniformly, mean cross-entropy over the masked slots, no 1/t weight; ``llada`` is
-  rm_core.objective.mdm_loss (t ~ U(0, 1), each slot masked w.p. t, 1/t-weighted).
+  uniformly, mean cross-entropy over the masked slots, no 1/t weight; ``llada`` is LLaDA's
+  (t ~ U(0, 1), each slot masked w.p. t, 1/t-weighted); both are rm_core.objective.mdm_loss.
   The base pre-training uses the same masking.
 - **CFG dropout** (both SFT and RM, and the base): Appendix C step 8 via rm_core.cfg.cfg_dropout,
   text and image drops independent, each ``cfg_dropout.p_text`` / ``p_image`` (paper 10%),
@@ -83,7 +83,6 @@ from __future__ import annotations
 import glob
 import json
 import logging
-import math
 from dataclasses import asdict
 from pathlib import Path
 
@@ -95,7 +94,7 @@ import torch.nn.functional as F
 from ..cfg import CFGDenoiser, cfg_dropout
 from ..history import HistoryConfig
 from ..io import read_parquet, write_json, write_parquet
-from ..objective import position_weights, rm_loss, rm_model_input
+from ..objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_model_input
 from ..rule import rm_sample
 from ..samplers import low_confidence_sample
 from ..tasks.image.layout import (SEG_SRC, SEG_TEXT, SEG_TGT, LayoutSpec, aligned_source, build_batch,
@@ -416,35 +415,6 @@ def _dropout(model, spec: LayoutSpec, emb: torch.Tensor, cfg: dict, g: torch.Gen
     return cfg_dropout(emb, tpos, unc, ipos, mask_e, c["p_text"], c["p_image"], generator=g)[0]
 
 
-def mask_slots(maskable: torch.Tensor, g: torch.Generator, objective: str = "dimoo"):
-    """SFT masking over ``maskable`` (B, N) -> (masked (B, N), weight per row (B,)).
-
-    dimoo: r ~ U(0,1), n = max(1, int(L cos(pi r/2))) slots uniformly (weight 1);
-    llada: t ~ U(0,1) (eps 1e-3), each slot w.p. t (weight 1/t)."""
-    B, dev = maskable.shape[0], maskable.device
-    u = torch.rand(B, generator=g, device=dev)
-    score = torch.rand(maskable.shape, generator=g, device=dev)
-    if objective == "dimoo":
-        L = maskable.sum(-1)
-        n = torch.clamp((L.double() * torch.cos(math.pi * u.double() / 2)).long(), min=1)
-        score = torch.where(maskable, score, torch.full_like(score, 2.0))
-        rank = score.argsort(-1).argsort(-1)
-        return maskable & (rank < n[:, None]), torch.ones(B, device=dev)
-    if objective == "llada":
-        p = (1 - 1e-3) * u + 1e-3
-        return maskable & (score < p[:, None]), 1.0 / p
-    raise ValueError(f"sft.objective must be dimoo or llada, got {objective!r}")
-
-
-def masked_ce(logits: torch.Tensor, target: torch.Tensor, masked: torch.Tensor, row_w: torch.Tensor,
-              objective: str) -> torch.Tensor:
-    """dimoo: mean CE over every masked slot of the batch; llada: (1/B) sum_b w_b sum_i CE / |maskable|."""
-    ce = F.cross_entropy(logits.float().transpose(1, 2), target, reduction="none")
-    if objective == "dimoo":
-        return (ce * masked).sum() / masked.sum().clamp(min=1)
-    return ((ce * masked).sum(-1) * row_w).mean() / masked.shape[1]
-
-
 def _tgt_shift(spec: LayoutSpec) -> int:
     """Offset from a source code position to the same cell's target position (fixed layout)."""
     src, tgt = positions(spec, SEG_SRC).nonzero(), positions(spec, SEG_TGT).nonzero()
@@ -490,12 +460,12 @@ def sft_loss_fn(cfg: dict, spec: LayoutSpec, data: dict, mode: str = "sft"):
             parts = {"identity_frac": float(identity.float().mean()), "joint_frac": float(joint.float().mean()),
                      "noise_frac": float(noise.float().mean())}
         warm = mode == "base" and step < int(cfg["base"]["noise_steps"])
-        masked, row_w = mask_slots(maskable, g, objective)
+        x, masked, p = mdm_corrupt(target, maskable, spec.mask_id, g, form=objective)
         if warm:  # the whole target is masked: every slot carries the copy signal
-            masked, row_w = maskable.clone(), torch.ones_like(row_w)
-        x = torch.where(masked, torch.full_like(target, spec.mask_id), target)
+            masked, p = maskable.clone(), torch.ones_like(p)
+            x = torch.where(masked, torch.full_like(target, spec.mask_id), target)
         emb = model.embed(x) if warm else _dropout(model, spec, model.embed(x), cfg, g)
-        loss = masked_ce(model.logits(emb), target, masked, row_w, objective)
+        loss = mdm_loss(model.logits(emb), target, masked, p, maskable, form=objective)
         return loss, {"mdm": float(loss.detach()), "n_masked": float(masked.sum()), **parts}
 
     return loss_fn
