@@ -195,7 +195,7 @@ def test_probe_cache_recomputed_when_settings_change(tmp_path):
     cfg2["probe"]["input"] = "masked"
     assert text.probe(cfg2, base, pairs, out)
     fp = text.read_probe_fingerprint(out)
-    assert fp["probe"] == {"top_k": 5, "input": "masked", "passes": cfg["probe"]["passes"]}
+    assert fp["probe"] == {"top_k": 5, "input": "masked", "passes": cfg["probe"]["passes"], "seed": cfg["probe"]["seed"]}
     ids, probs = text.load_probe(out, list(pd.read_parquet(pairs)["id"]))
     assert ids.shape == (36, cfg["layout"]["gen_length"], 5) and (probs.sum(-1) <= 1.0001).all()
     assert not (ids == 2).any()  # MASK is never a wrong token

@@ -127,7 +127,7 @@ def load_backbone(ref_path: str | Path, backbone_cfg: dict, device: str | torch.
         from ..backbones.llada import LLaDABackbone
         from ..backbones.llada_tokenizer import LLaDATokenizer
 
-        dtype = torch_dtype(backbone_cfg.get("dtype", "bfloat16"))
+        dtype = torch_dtype(backbone_cfg["dtype"])
         return LLaDABackbone.from_pretrained(d, dtype=dtype, device=device), LLaDATokenizer.from_pretrained(d)
     raise ValueError(f"{ref_path}: unknown backbone kind {ref['kind']!r}")
 
@@ -368,7 +368,7 @@ def _hub_files(cfg: dict, out: Path) -> dict:
 def probe_fingerprint(cfg: dict, base_ref: str, pairs_path: str) -> dict:
     ref = read_model_ref(base_ref)
     return {"model": ref["fingerprint"], "kind": ref["kind"], "pairs": file_digest(pairs_path),
-            "probe": {k: cfg["probe"].get(k) for k in ("top_k", "input", "passes")}, "layout": cfg["layout"]}
+            "probe": {k: cfg["probe"][k] for k in ("top_k", "input", "passes", "seed")}, "layout": cfg["layout"]}
 
 
 def read_probe_fingerprint(path: str | Path) -> dict | None:
@@ -417,8 +417,8 @@ def probe(cfg: dict, base_ref: str, pairs_path: str, out_path: str, device: str 
     k, mode, bs = int(cfg["probe"]["top_k"]), cfg["probe"]["input"], int(cfg["probe"]["batch_size"])
     if mode not in ("clean", "masked", "partial"):
         raise ValueError(f"text.probe.input must be clean|masked|partial, got {mode!r}")
-    passes = int(cfg["probe"].get("passes") or 1)
-    gen = torch.Generator().manual_seed(int(cfg["probe"].get("seed", 0)))
+    passes = int(cfg["probe"]["passes"])
+    gen = torch.Generator().manual_seed(int(cfg["probe"]["seed"]))
     banned = [tok.mask_id, *forbid_ids(tok)]
     G = enc.gen_length
     ids_out, probs_out = [], []

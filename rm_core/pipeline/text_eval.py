@@ -62,19 +62,19 @@ def make_lm(model, tok, cfg: dict, sampler: str):
 
     ev, lay = cfg["eval"], cfg["layout"]
     common = dict(model=model, tokenizer=tok, gen_length=int(lay["gen_length"]),
-                  prompt_len=lay.get("prompt_len"), prompt_formatter=prompt_formatter(tok, cfg),
+                  prompt_len=lay["prompt_len"], prompt_formatter=prompt_formatter(tok, cfg),
                   forbid_ids=forbid_ids(tok), batch_size=int(ev["batch_size"]), mc_num=int(ev["mc_num"]),
                   mc_batch_size=int(ev["mc_batch_size"]), ll_eos_fill=bool(ev["ll_eos_fill"]),
-                  ll_fill_visible=bool(ev.get("ll_fill_visible", False)), seed=int(ev.get("seed", 0)))
+                  ll_fill_visible=bool(ev["ll_fill_visible"]), seed=int(ev["seed"]))
     if sampler == "low_confidence":
         lc = ev["low_confidence"]
-        return RMDiffusionLM(sampler="low_confidence", steps=int(lc["steps"]), block_length=lc.get("block_length"),
+        return RMDiffusionLM(sampler="low_confidence", steps=int(lc["steps"]), block_length=lc["block_length"],
                              **common)
     if sampler == "rm":
         rm = ev["rm"]
         return RMDiffusionLM(sampler="rm", steps=int(rm["turns"]), history=dict(cfg["rm"]["history"]),
-                             rm_init=rm.get("init", "mask"), draft_steps=int(rm.get("draft_steps") or 0),
-                             early_stop=bool(rm.get("early_stop", False)), **common)
+                             rm_init=rm["init"], draft_steps=int(rm["draft_steps"]),
+                             early_stop=bool(rm["early_stop"]), **common)
     raise ValueError(f"sampler must be low_confidence|rm, got {sampler!r}")
 
 
