@@ -109,12 +109,15 @@ def to_latex(df: pd.DataFrame, caption: str, label: str, digits: int = 2, index_
 
 
 def write_table(df: pd.DataFrame, stem: str | Path, title: str, scale: str, notes: str = "", digits: int = 2,
-                index_name: str = "") -> None:
-    """Write ``stem``.md / .tex / .csv; the title and a scale line head the Markdown."""
+                index_name: str = "", paper: bool = True) -> None:
+    """Write ``stem``.md / .tex / .csv; the title and a scale line head the Markdown. ``paper``: the
+    table has (paper) columns beside ours."""
     stem = Path(stem)
-    caption = f"{title} Our numbers: {scale} scale. Paper numbers: the paper's table, shown beside ours."
-    md = "\n".join([f"# {title}", "", f"Scale of our numbers: **{scale}**. Columns marked (paper) are the paper's "
-                    "reported numbers, shown for comparison; they are not reproduced values.", "",
+    caption = f"{title} Our numbers: {scale} scale." + (" Paper numbers: the paper's table, shown beside ours."
+                                                        if paper else "")
+    beside = (" Columns marked (paper) are the paper's reported numbers, shown for comparison; they are not "
+              "reproduced values." if paper else "")
+    md = "\n".join([f"# {title}", "", f"Scale of our numbers: **{scale}**.{beside}", "",
                     to_markdown(df, digits, index_name), "", notes, ""])
     write_text(md, stem.with_suffix(".md"))
     write_text(to_latex(df, caption, f"tab:{stem.name}", digits, index_name), stem.with_suffix(".tex"))

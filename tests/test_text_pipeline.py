@@ -41,7 +41,7 @@ def mini_cfg():
 def paper_cfg(shared: Path, ckpt: Path):
     cfg = mini_cfg()
     cfg["tasks"] = ["math", "mbpp", "arc"]
-    cfg["data"].update(kind="benchmarks", source="local", math_train="test_minus_math500", max_train_per_task=6,
+    cfg["data"].update(kind="benchmarks", source="local", math_train="test_minus_math500", max_train_per_task=6, n_val=20,
                        files={"mbpp": str(shared / "mbpp/mbpp.jsonl"), "math500": str(shared / "math/math500.jsonl"),
                               "math_test": str(shared / "math/math_test.jsonl"),
                               "arc_train": str(shared / "arc/ARC-Challenge-Train.jsonl"),
@@ -87,7 +87,8 @@ def test_paper_path_on_tiny_llada(shared_data, tmp_path):
     info, refs, t3, t4 = _run_track(cfg, tmp_path / "run", limit=2)
     d = tmp_path / "run/data"
     split = json.loads((d / "mbpp_split.json").read_text())
-    assert len(split["train"]) == 292 and len(split["test"]) == 682 and not set(split["train"]) & set(split["test"])
+    assert len(split["train"]) + len(split["val"]) == 292 and len(split["test"]) == 682
+    assert not set(split["train"]) & set(split["test"]) and len(split["val"]) == 20
     assert set(pd.read_parquet(d / "mbpp_test.parquet")["task_id"]) == set(split["test"])
     mt = pd.read_parquet(d / "math_test.parquet")
     assert len(mt) == 5000 and mt["subject_key"].nunique() == 7

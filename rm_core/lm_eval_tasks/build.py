@@ -7,7 +7,7 @@ all its inputs are given):
 |---|---|---|
 | math500 | MATH-500 jsonl | math500_rm |
 | math_test | MATH test jsonl (5000) | minerva_math_rm_<subject> x7, group minerva_math_rm |
-| mbpp, mbpp_split | mbpp.jsonl; split JSON from ``benchmarks.mbpp_split`` | mbpp_rm (the "test" ids only) |
+| mbpp, mbpp_split | mbpp.jsonl; split JSON from ``benchmarks.mbpp_split`` | mbpp_rm (the ids of side ``split``) |
 | arc_test | ARC-Challenge-Test.jsonl | arc_challenge_rm |
 | mini_math / mini_code / mini_mc | test side, .parquet or .jsonl | mini_math / mini_code / mini_mc |
 
@@ -48,12 +48,16 @@ def _render(name: str, **values) -> str:
     return Template((TEMPLATES / f"{name}.yaml.tmpl").read_text()).substitute(values)
 
 
-def build_task_dir(out_dir: str | os.PathLike, paths: dict, cache_dir: str | os.PathLike | None = None) -> list[str]:
+def build_task_dir(out_dir: str | os.PathLike, paths: dict, cache_dir: str | os.PathLike | None = None,
+                   split: str = "test") -> list[str]:
     """Write the YAMLs and a ``utils.py`` for every task whose inputs are in ``paths``; return the names.
 
     ``cache_dir`` (optional) is where ``datasets`` keeps its Arrow copies of the inputs
-    (default: under $HF_HOME).
+    (default: under $HF_HOME). ``split``: the side of the MBPP split file that mbpp_rm evaluates
+    ("test", or "val" for the validation split); the other tasks read the files in ``paths``.
     """
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be test|val, got {split!r}")
     out = Path(out_dir)
     paths = {k: v for k, v in paths.items() if v is not None}
     for key, value in paths.items():
@@ -79,6 +83,6 @@ def build_task_dir(out_dir: str | os.PathLike, paths: dict, cache_dir: str | os.
         "from rm_core.lm_eval_tasks import utils as _u",
     ]
     if "mbpp_split" in paths:
-        shim.append(f"mbpp_docs = _u.make_mbpp_docs({_q(paths['mbpp_split'])})")
+        shim.append(f"mbpp_docs = _u.make_mbpp_docs({_q(paths['mbpp_split'])}, {split!r})")
     write_text("\n".join(shim) + "\n", out / "utils.py")
     return names

@@ -73,10 +73,11 @@ def mbpp_doc_to_text(doc: dict) -> str:
     return mbpp_prompt(doc["text"], doc["test_list"])
 
 
-def make_mbpp_docs(ids_path: str):
-    """process_docs keeping the MBPP task ids of the split file's "test" side (newlines normalised in code)."""
+def make_mbpp_docs(ids_path: str, side: str = "test"):
+    """process_docs keeping the MBPP task ids of one side ("test" or "val") of the split file
+    (newlines normalised in code)."""
     with open(ids_path) as f:
-        keep = set(int(i) for i in json.load(f)["test"])
+        keep = set(int(i) for i in json.load(f)[side])
 
     def process(dataset):
         ds = dataset.filter(lambda d: int(d["task_id"]) in keep)

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..io import read_parquet, write_json, write_parquet
+from ..io import read_parquet, write_json, write_parquet, write_text
 
 log = logging.getLogger(__name__)
 
@@ -213,8 +213,10 @@ def make_data(cfg: dict, seed: int, out_dir: str) -> dict:
 
     Always: ``train_pairs.parquet`` (PAIRS_SCHEMA) and ``tasks.json`` ({"kind", "paths": inputs of
     ``lm_eval_tasks.build.build_task_dir``, "table3": {row: task}, "subjects": ...}).
-    mini: ``mini_<kind>_{train,test}.parquet`` (mini.SCHEMA_DOC). benchmarks:
-    ``mbpp_split.json`` (the task ids of each side), ``mbpp_{train,test}.parquet``,
+    ``tasks.json`` also holds "val_paths": the same inputs for the validation split.
+    mini: ``mini_<kind>_{train,val,test}.parquet`` (mini.SCHEMA_DOC). benchmarks:
+    ``mbpp_split.json`` (the task ids of each side), ``mbpp_{train,val,test}.parquet``,
+    ``math_val.jsonl``, ``arc_val.jsonl`` (validation, held out of the training sides),
     ``math500.parquet``, ``math_test.parquet`` (with subject_key, for Table 4),
     ``math_train.parquet`` (the MATH training source, ``data.math_train``), ``arc_{train,test}.parquet``.
     """
@@ -223,7 +225,7 @@ def make_data(cfg: dict, seed: int, out_dir: str) -> dict:
     if data["kind"] == "mini":
         return _make_mini(cfg, seed, out)
     if data["kind"] == "benchmarks":
-        return _make_benchmarks(cfg, out)
+        return _make_benchmarks(cfg, seed, out)
     raise ValueError(f"text.data.kind must be mini|benchmarks, got {data['kind']!r}")
 
 
@@ -235,10 +237,11 @@ def _make_mini(cfg: dict, seed: int, out: Path) -> dict:
                    "balanced": bool(m["math_balanced"])},
           "code": {"n_steps": tuple(m["code_steps"]), "ops": m.get("code_ops")},
           "mc": {"max_value": int(m["mc_max_value"]), "answer": m["mc_answer"]}}
-    pairs, paths = [], {}
+    pairs, paths, val_paths = [], {}, {}
     for i, kind in enumerate(cfg["tasks"]):
         n_train = m["n_train"][kind] if isinstance(m["n_train"], dict) else m["n_train"]
-        d = make_mini(kind, int(n_train), int(m["n_test"]), seed=seed + 101 * i, **kw[kind])
+        d = make_mini(kind, int(n_train), int(m["n_test"]), seed=seed + 101 * i, n_val=int(cfg["data"]["n_val"]),
+                      **kw[kind])
         for side, df in d.items():
             write_parquet(df, out / f"mini_{kind}_{side}.parquet", SCHEMA_DOC[kind])
         tr = d["train"]
@@ -246,11 +249,12 @@ def _make_mini(cfg: dict, seed: int, out: Path) -> dict:
         pairs.append(pd.DataFrame({"id": [f"{kind}/{x}" for x in ids], "task": kind,
                                    "prompt": tr["prompt"], "response": tr["response"]}))
         paths[f"mini_{kind}"] = str((out / f"mini_{kind}_test.parquet").resolve())
-        log.info("mini %s: %d train, %d test", kind, len(d["train"]), len(d["test"]))
+        val_paths[f"mini_{kind}"] = str((out / f"mini_{kind}_val.parquet").resolve())
+        log.info("mini %s: %d train, %d validation, %d test", kind, len(d["train"]), len(d["val"]), len(d["test"]))
     pairs = pd.concat(pairs, ignore_index=True)
     write_parquet(pairs, out / "train_pairs.parquet", PAIRS_SCHEMA)
     table3 = {row: t for row, t in TASK_NAMES["mini"].items() if t in {f"mini_{k}" for k in cfg["tasks"]}}
-    info = {"kind": "mini", "paths": paths, "table3": table3,
+    info = {"kind": "mini", "paths": paths, "val_paths": val_paths, "table3": table3,
             "subjects": {"source": "mini_math", "names": MATH_SUBJECTS}}
     write_json(info, out / "tasks.json")
     return info
@@ -265,8 +269,13 @@ def _local(cfg: dict, key: str) -> str:
     return str(Path(p).resolve())
 
 
-def _make_benchmarks(cfg: dict, out: Path) -> dict:
-    """MBPP 30/70 split, MATH500, MATH test by subject, ARC-Challenge, and the training pairs."""
+def _make_benchmarks(cfg: dict, seed: int, out: Path) -> dict:
+    """MBPP 30/70 split, MATH500, MATH test by subject, ARC-Challenge, and the training pairs.
+
+    The validation split (``data.n_val`` problems per task, seeded by ``seed``) is held out of the
+    training side, never the test side: of MBPP's 30 % (the split file's "val" ids), of the MATH
+    training source (``math_val.jsonl``, MATH-500's format) and of ARC-Challenge-Train
+    (``arc_val.jsonl``); held-out problems are not in the training pairs."""
     from ..tasks.text import benchmarks as B
     from ..tasks.text.prompts import sft_pairs
 
@@ -279,9 +288,11 @@ def _make_benchmarks(cfg: dict, out: Path) -> dict:
     else:
         raise ValueError(f"text.data.source must be local|hub, got {src!r}")
     mbpp = B.load_mbpp(raw["mbpp"])
+    n_val = int(data["n_val"])
     split = B.mbpp_split(mbpp, float(data["mbpp_train_frac"]), seed=int(data["mbpp_split_seed"]))
+    split["train"], split["val"] = B.holdout(split["train"], n_val, seed)
     write_json(split, out / "mbpp_split.json")
-    for side in ("train", "test"):
+    for side in ("train", "val", "test"):
         write_parquet(mbpp[mbpp["task_id"].isin(split[side])].reset_index(drop=True), out / f"mbpp_{side}.parquet")
     m500 = B.load_math500(raw["math500"])
     write_parquet(m500, out / "math500.parquet")
@@ -290,8 +301,16 @@ def _make_benchmarks(cfg: dict, out: Path) -> dict:
     mtrain = B.load_math_train(data["math_train"], hub_name=data.get("hub", {}).get("math_train"),
                                hub_configs=list(B.HENDRYCKS_MATH_CONFIGS), math_test_path=raw["math_test"],
                                math500_path=raw["math500"])
+    _, math_val = B.holdout(list(mtrain["id"]), n_val, seed)
+    is_val = mtrain["id"].isin(math_val)
+    mval, mtrain = mtrain[is_val].reset_index(drop=True), mtrain[~is_val].reset_index(drop=True)
     write_parquet(mtrain, out / "math_train.parquet")
+    _write_jsonl([{"unique_id": r.id, "problem": r.problem, "solution": r.solution, "answer": r.answer,
+                   "subject": r.subject, "level": int(r.level)} for r in mval.itertuples()], out / "math_val.jsonl")
     arc_tr, arc_te = B.load_arc(raw["arc_train"]), B.load_arc(raw["arc_test"])
+    _, arc_val = B.holdout(list(arc_tr["id"]), n_val, seed)
+    _write_jsonl([r for r in B.read_jsonl(raw["arc_train"]) if r["id"] in set(arc_val)], out / "arc_val.jsonl")
+    arc_tr = arc_tr[~arc_tr["id"].isin(arc_val)].reset_index(drop=True)
     write_parquet(arc_tr, out / "arc_train.parquet")
     write_parquet(arc_te, out / "arc_test.parquet")
     frames = {"math": mtrain, "mbpp": mbpp[mbpp["task_id"].isin(split["train"])], "arc": arc_tr}
@@ -306,18 +325,26 @@ def _make_benchmarks(cfg: dict, out: Path) -> dict:
         pairs.append(p)
     pairs = pd.concat(pairs, ignore_index=True)
     write_parquet(pairs, out / "train_pairs.parquet", PAIRS_SCHEMA)
+    split_path = str((out / "mbpp_split.json").resolve())
     paths = {"math500": raw["math500"], "math_test": raw["math_test"], "mbpp": raw["mbpp"],
-             "mbpp_split": str((out / "mbpp_split.json").resolve()), "arc_test": raw["arc_test"]}
+             "mbpp_split": split_path, "arc_test": raw["arc_test"]}
+    val_paths = {"math500": str((out / "math_val.jsonl").resolve()), "mbpp": raw["mbpp"], "mbpp_split": split_path,
+                 "arc_test": str((out / "arc_val.jsonl").resolve())}
     kinds = {"math": ("MATH500",), "mbpp": ("MBPP",), "arc": ("ARC-Challenge",)}
     rows = [r for t in cfg["tasks"] for r in kinds[t]]
     table3 = {r: TASK_NAMES["benchmarks"][r] for r in rows}
-    info = {"kind": "benchmarks", "paths": paths, "table3": table3,
+    info = {"kind": "benchmarks", "paths": paths, "val_paths": val_paths, "table3": table3,
             "subjects": {"source": "minerva_math_rm", "names": SUBJECT_NAMES} if "math" in cfg["tasks"] else None,
             "counts": {"train_pairs": {t: int((pairs["task"] == t).sum()) for t in cfg["tasks"]},
-                       "mbpp_train": len(split["train"]), "mbpp_test": len(split["test"])}}
+                       "mbpp_train": len(split["train"]), "mbpp_val": len(split["val"]),
+                       "mbpp_test": len(split["test"]), "val_per_task": n_val}}
     write_json(info, out / "tasks.json")
     log.info("benchmarks: %s", info["counts"])
     return info
+
+
+def _write_jsonl(rows: list[dict], path: Path) -> None:
+    write_text("".join(json.dumps(r) + "\n" for r in rows), path)
 
 
 SUBJECT_NAMES = {  # Minerva subject key -> Table 4 column

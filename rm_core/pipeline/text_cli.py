@@ -28,7 +28,7 @@ def _text_train(cfg, a):
 def _text_eval(cfg, a):
     from . import text_eval
     text_eval.evaluate(cfg, a.model, a.name, a.sampler, a.tasks, a.samples, a.summary,
-                       out_scaling=_opt(a.scaling), out_traj=_opt(a.trajectories))
+                       out_scaling=_opt(a.scaling), out_traj=_opt(a.trajectories), split=a.split)
 
 
 def _opt(path: str):
@@ -42,6 +42,11 @@ def _text_report(cfg, a):
                        a.table3, a.table4, a.fig_scaling, a.fig_trajectory)
 
 
+def _text_validation(cfg, a):
+    from . import text_report
+    text_report.validation_table(a.scale, a.summaries, a.table)
+
+
 TEXT_COMMANDS = {
     "text-data": (_text_data, [("--seed", int), ("--out-dir", str)]),
     "text-base": (_text_base, [("--seed", int), ("--pairs", str), ("--out", str)]),
@@ -50,8 +55,9 @@ TEXT_COMMANDS = {
                                  ("--probe", str), ("--out", str)]),
     "text-eval": (_text_eval, [("--model", str), ("--name", str), ("--sampler", str), ("--tasks", str),
                                ("--samples", str), ("--summary", str), ("--scaling", str),
-                               ("--trajectories", str)]),
+                               ("--trajectories", str), ("--split", str)]),
     "text-report": (_text_report, [("--scale", str), ("--tasks", str), ("--summaries", list), ("--samples", list),
                                    ("--scaling", list), ("--trajectories", str), ("--table3", str), ("--table4", str),
                                    ("--fig-scaling", str), ("--fig-trajectory", str)]),
+    "text-validation": (_text_validation, [("--scale", str), ("--summaries", list), ("--table", str)]),
 }

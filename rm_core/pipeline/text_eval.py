@@ -78,10 +78,18 @@ def make_lm(model, tok, cfg: dict, sampler: str):
     raise ValueError(f"sampler must be low_confidence|rm, got {sampler!r}")
 
 
+def split_paths(info: dict, split: str) -> dict:
+    """The task inputs of one split of ``tasks.json``: "test" (the tables) or "val" (every choice)."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be test|val, got {split!r}")
+    return info["paths"] if split == "test" else info["val_paths"]
+
+
 def evaluate(cfg: dict, model_ref: str, name: str, sampler: str, tasks_json: str, out_samples: str,
              out_summary: str, out_scaling: str | None = None, out_traj: str | None = None,
-             limit: int | None = None, device: str | None = None) -> dict:
-    """lm-eval on the track's tasks; per-sample Parquet + summary JSON (+ scaling for RM)."""
+             limit: int | None = None, device: str | None = None, split: str = "test") -> dict:
+    """lm-eval on the track's tasks of ``split`` (test | val); per-sample Parquet + summary JSON
+    (+ scaling for RM)."""
     from ..lm_eval_tasks.build import build_task_dir
     from ..lm_eval_tasks.run import run_tasks
 
@@ -94,16 +102,16 @@ def evaluate(cfg: dict, model_ref: str, name: str, sampler: str, tasks_json: str
     with tempfile.TemporaryDirectory(prefix="rm_text_eval_") as tmp:
         _hf_env(tmp)
         task_dir = Path(tmp) / "tasks"
-        names = build_task_dir(task_dir, info["paths"], cache_dir=Path(tmp) / "hf_cache")
+        names = build_task_dir(task_dir, split_paths(info, split), cache_dir=Path(tmp) / "hf_cache", split=split)
         tasks = [t for t in eval_tasks(info) if t in names]
         summary, frame = run_tasks(lm, task_dir, tasks, limit=limit)
     frame.insert(0, "model", name)
     frame.insert(1, "sampler", sampler)
     write_parquet(frame, out_samples, SAMPLES_SCHEMA)
-    write_json({"model": name, "sampler": sampler, "limit": limit, "results": summary}, out_summary)
+    write_json({"model": name, "sampler": sampler, "split": split, "limit": limit, "results": summary}, out_summary)
     log.info("%s (%s): %s", name, sampler, {t: {k: round(v, 4) for k, v in s.items() if k != "n"} for t, s in summary.items()})
     if out_scaling:
-        scaling, traj = scaling_run(cfg, model, tok, name, info, limit)
+        scaling, traj = scaling_run(cfg, model, tok, name, info, limit, split)
         write_parquet(scaling, out_scaling, SCALING_SCHEMA)
         if out_traj:
             write_parquet(traj, out_traj, TRAJ_SCHEMA)
@@ -113,14 +121,14 @@ def evaluate(cfg: dict, model_ref: str, name: str, sampler: str, tasks_json: str
 # ------------------------------------------------------------------------------ scaling
 
 
-def generation_docs(info: dict, limit: int | None = None) -> dict:
-    """{task: DataFrame(prompt_id, prompt, doc)} for the generation tasks, in lm-eval's doc order,
-    with ``doc`` the record the task's process_results receives."""
+def generation_docs(info: dict, limit: int | None = None, split: str = "test") -> dict:
+    """{task: DataFrame(prompt_id, prompt, doc)} for the generation tasks of ``split``, in lm-eval's
+    doc order, with ``doc`` the record the task's process_results receives."""
     from ..tasks.text import benchmarks as B
     from ..tasks.text.prompts import math_prompt, mbpp_prompt
 
     out = {}
-    paths = info["paths"]
+    paths = split_paths(info, split)
     if info["kind"] == "mini":
         for key, idf in (("mini_math", "unique_id"), ("mini_code", "task_id")):
             if key in paths:
@@ -134,8 +142,8 @@ def generation_docs(info: dict, limit: int | None = None) -> dict:
                                               "doc": df.to_dict("records")})
         if "mbpp" in paths and "mbpp_rm" in info["table3"].values():
             df = B.load_mbpp(paths["mbpp"])
-            test = set(json.loads(Path(paths["mbpp_split"]).read_text())["test"])
-            df = df[df["task_id"].isin(test)].reset_index(drop=True)
+            keep = set(json.loads(Path(paths["mbpp_split"]).read_text())[split])
+            df = df[df["task_id"].isin(keep)].reset_index(drop=True)
             out["mbpp_rm"] = pd.DataFrame({"prompt_id": df["task_id"].astype(str),
                                            "prompt": [mbpp_prompt(t, tl) for t, tl in zip(df["text"], df["test_list"])],
                                            "doc": df.to_dict("records")})
@@ -162,7 +170,7 @@ def _grader(task: str):
 
 
 @torch.no_grad()
-def scaling_run(cfg: dict, model, tok, name: str, info: dict, limit: int | None = None):
+def scaling_run(cfg: dict, model, tok, name: str, info: dict, limit: int | None = None, split: str = "test"):
     """One RM run of ``eval.scaling_turns`` turns per generation doc; accuracy after every turn."""
     from ..tasks.text.layout import batch_layout
 
@@ -172,7 +180,7 @@ def scaling_run(cfg: dict, model, tok, name: str, info: dict, limit: int | None 
     fmt = prompt_formatter(tok, cfg)
     rows, trajs = [], []
     bs = int(cfg["eval"]["batch_size"])
-    for task, docs in generation_docs(info, limit).items():
+    for task, docs in generation_docs(info, limit, split).items():
         grade = _grader(task)
         correct = np.zeros((len(docs), turns + 1), dtype=bool)
         for s in range(0, len(docs), bs):

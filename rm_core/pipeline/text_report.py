@@ -313,3 +313,27 @@ def _tokenizer_for(cfg: dict, summaries: dict, traj_path: str):
     from ..backbones.llada_tokenizer import LLaDATokenizer
 
     return LLaDATokenizer.from_pretrained(ref["dir"])
+
+
+def validation_table(scale: str, summary_paths: list[str], out_md: str) -> pd.DataFrame:
+    """Accuracy (%) of every model on the VALIDATION split, one row per model and one column per
+    task, plus the mean over seeds of each family: the numbers every choice of settings is made on
+    (the test split feeds only Tables 3 and 4). Writes ``out_md`` and its .csv/.tex siblings."""
+    from ..tables import write_table
+
+    summaries = load_summaries(summary_paths)
+    bad = sorted(n for n, s in summaries.items() if s.get("split") != "val")
+    if bad:
+        raise ValueError(f"validation table: {bad} were not evaluated on the validation split")
+    tasks = sorted({t for s in summaries.values() for t in s["results"]})
+    per_model = pd.DataFrame({n: {t: _score(s, t) for t in tasks} for n, s in sorted(summaries.items())}).T
+    fams = {f: [n for n in per_model.index if _family(n) == f] for f in ("base", "sft", "rm")}
+    means = pd.DataFrame({f"{MODEL_LABELS[f]}, mean of {len(ns)}": per_model.loc[ns].mean()
+                          for f, ns in fams.items() if ns}).T
+    df = pd.concat([per_model, means])
+    stem = Path(out_md).with_suffix("")
+    write_table(df, stem, "Text track on the validation split (accuracy %)", scale,
+                notes="Validation problems are held out of the training side; settings are chosen on these "
+                      "numbers, never on the test split. There are no paper numbers for this split.",
+                digits=1, index_name="model", paper=False)
+    return df

@@ -8,6 +8,9 @@ TEXT_FT = [f"{o}_s{s}" for o in ("sft", "rm") for s in TEXT_SEEDS]  # fine-tuned
 TEXT_LC = ["base"] + [f"sft_s{s}" for s in TEXT_SEEDS]  # decoded with low-confidence remasking
 TEXT_RM = [f"rm_s{s}" for s in TEXT_SEEDS]  # decoded with Eq. 1 + History Reference
 TEXT_MODELS = TEXT_LC + TEXT_RM
+# Evaluation folder -> split: eval/ feeds the tables (test, read once); eval_val/ every choice of
+# settings (`snakemake text_validation`, not part of `all`).
+EVAL_SPLIT = {"eval": "test", "eval_val": "val"}
 # The mini base is trained here (training resources); the paper base is the published checkpoint,
 # only checked (CPU resources).
 TEXT_BASE_GROUP = "train" if TEXT["backbone"]["kind"] == "small" else "cpu"
@@ -36,6 +39,7 @@ TEXT_IN_REPORT = {
 localrules:
     text_data,
     table3_4,
+    text_validation,
 
 
 rule text_data:
@@ -132,24 +136,26 @@ rule text_eval:
         model=f"{TX}/models/{{model}}/model.json",
         tasks=rules.text_data.output.tasks,
     output:
-        samples=f"{TX}/eval/{{model}}.parquet",
-        summary=f"{TX}/eval/{{model}}.json",
+        samples=f"{TX}/{{evaldir}}/{{model}}.parquet",
+        summary=f"{TX}/{{evaldir}}/{{model}}.json",
     params:
         cfg=params_json(TEXT, "backbone", "layout", "eval"),
+        split=lambda w: EVAL_SPLIT[w.evaldir],
     wildcard_constraints:
         model="|".join(TEXT_LC),
+        evaldir="|".join(EVAL_SPLIT),
     threads: rule_threads("eval")
     resources:
         **slurm_resources("eval"),
     retries: RETRIES
     log:
-        f"{LOGS}/text/eval_{{model}}.log",
+        f"{LOGS}/text/{{evaldir}}_{{model}}.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core text-eval --params {params.cfg:q} --threads {threads} --model {input.model} --name {wildcards.model} "
         "--sampler low_confidence --tasks {input.tasks} --samples {output.samples} --summary {output.summary} "
-        "--scaling none --trajectories none 2> {log}"
+        "--scaling none --trajectories none --split {params.split} 2> {log}"
 
 
 rule text_eval_rm:
@@ -157,26 +163,28 @@ rule text_eval_rm:
         model=f"{TX}/models/{{model}}/model.json",
         tasks=rules.text_data.output.tasks,
     output:
-        samples=f"{TX}/eval/{{model}}.parquet",
-        summary=f"{TX}/eval/{{model}}.json",
-        scaling=f"{TX}/eval/{{model}}_scaling.parquet",
-        trajectories=f"{TX}/eval/{{model}}_trajectories.parquet",
+        samples=f"{TX}/{{evaldir}}/{{model}}.parquet",
+        summary=f"{TX}/{{evaldir}}/{{model}}.json",
+        scaling=f"{TX}/{{evaldir}}/{{model}}_scaling.parquet",
+        trajectories=f"{TX}/{{evaldir}}/{{model}}_trajectories.parquet",
     params:
         cfg=params_json(TEXT, "backbone", "layout", "eval", "rm"),
+        split=lambda w: EVAL_SPLIT[w.evaldir],
     wildcard_constraints:
         model="|".join(TEXT_RM),
+        evaldir="|".join(EVAL_SPLIT),
     threads: rule_threads("eval")
     resources:
         **slurm_resources("eval"),
     retries: RETRIES
     log:
-        f"{LOGS}/text/eval_{{model}}.log",
+        f"{LOGS}/text/{{evaldir}}_{{model}}.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core text-eval --params {params.cfg:q} --threads {threads} --model {input.model} --name {wildcards.model} "
         "--sampler rm --tasks {input.tasks} --samples {output.samples} --summary {output.summary} "
-        "--scaling {output.scaling} --trajectories {output.trajectories} 2> {log}"
+        "--scaling {output.scaling} --trajectories {output.trajectories} --split {params.split} 2> {log}"
 
 
 rule table3_4:
@@ -203,3 +211,25 @@ rule table3_4:
         "--summaries {input.summaries} --samples {input.samples} --scaling {input.scaling} "
         "--trajectories {input.trajectories} --table3 {output.table3_md} --table4 {output.table4_md} "
         "--fig-scaling {output.fig_turns_png} --fig-trajectory {output.fig_traj_png} 2> {log}"
+
+
+# `snakemake text_validation`: every model on the validation split (not part of `all`); the table
+# every choice of text settings is made on.
+rule text_validation:
+    input:
+        summaries=expand(f"{TX}/eval_val/{{model}}.json", model=TEXT_MODELS),
+    output:
+        table=f"{TABLES}/validation/text_val.md",
+        csv=f"{TABLES}/validation/text_val.csv",
+    params:
+        cfg="{}",
+        scale=config["scale"],
+    resources:
+        **slurm_resources("light"),
+    log:
+        f"{LOGS}/text/validation.log",
+    conda:
+        "../../envs/rm_core.yaml"
+    shell:
+        "rm-core text-validation --params {params.cfg:q} --scale {params.scale} --summaries {input.summaries} "
+        "--table {output.table} 2> {log}"

@@ -148,6 +148,17 @@ def mbpp_split(df: pd.DataFrame, train_frac: float = 0.3, seed: int = 0) -> dict
     }
 
 
+def holdout(ids, n: int, seed: int) -> tuple[list, list]:
+    """(kept, held out): ``n`` of ``ids`` held out at random (``numpy.random.default_rng(seed)``
+    permutation of the sorted ids), both sides sorted. The validation split of a training side."""
+    ids = sorted(ids)
+    if not 0 <= n < len(ids):
+        raise ValueError(f"cannot hold out {n} of {len(ids)} examples for validation")
+    perm = np.random.default_rng(seed).permutation(len(ids))
+    held = {ids[i] for i in perm[:n]}
+    return [i for i in ids if i not in held], sorted(held)
+
+
 def load_math500(path: str | Path) -> pd.DataFrame:
     rows = read_jsonl(path)
     return pd.DataFrame(

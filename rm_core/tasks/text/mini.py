@@ -56,11 +56,12 @@ SCHEMA_DOC = {
 }
 
 
-def _split_unique(draw: Callable, n_train: int, n_test: int, rng: np.random.Generator) -> dict:
-    """Draw (key, record) pairs; test first, then train, no key on both sides."""
-    sides = {"test": ({}, n_test), "train": ({}, n_train)}
+def _split_unique(draw: Callable, n_train: int, n_test: int, rng: np.random.Generator, n_val: int = 0) -> dict:
+    """Draw (key, record) pairs; test first, then train, then validation, no key on two sides (the
+    validation side is drawn last, so adding it leaves train and test as they were)."""
+    sides = {"test": ({}, n_test), "train": ({}, n_train), "val": ({}, n_val)}
     seen: set = set()
-    for name in ("test", "train"):
+    for name in ("test", "train", "val"):
         got, want = sides[name]
         tries = 0
         while len(got) < want:
@@ -72,7 +73,7 @@ def _split_unique(draw: Callable, n_train: int, n_test: int, rng: np.random.Gene
                 continue
             seen.add(key)
             got[key] = rec
-    return {name: list(sides[name][0].values()) for name in ("train", "test")}
+    return {name: list(sides[name][0].values()) for name in ("train", "val", "test") if name != "val" or n_val}
 
 
 # ---- math -------------------------------------------------------------------------------
@@ -114,7 +115,7 @@ def math_solution(expr: str) -> tuple[str, int]:
 
 
 def make_math(n_train: int, n_test: int, seed: int = 0, n_ops=(2, 3), ops: str = "+-*", max_digit: int = 9,
-              balanced: bool = False) -> dict[str, pd.DataFrame]:
+              balanced: bool = False, n_val: int = 0) -> dict[str, pd.DataFrame]:
     """Operands are digits 0..``max_digit``; ``balanced`` draws the subject uniformly first (ops "+-"
     only: sum / difference / mixed), so every subject has about the same number of problems."""
     if not ops or set(ops) - set("+-*"):
@@ -139,7 +140,7 @@ def make_math(n_train: int, n_test: int, seed: int = 0, n_ops=(2, 3), ops: str =
                       "level": k}
 
     out = {}
-    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed)).items():
+    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
         df = pd.DataFrame(recs, columns=["problem", "solution", "answer", "subject", "level"])
         df.insert(0, "unique_id", [f"mini_math/{side}/{i:05d}" for i in range(len(df))])
         df["prompt"], df["response"] = df["problem"], df["solution"]
@@ -185,7 +186,7 @@ def _apply(ops, x: int) -> int:
     return x
 
 
-def make_code(n_train: int, n_test: int, seed: int = 0, n_steps=(2, 3), ops=None) -> dict[str, pd.DataFrame]:
+def make_code(n_train: int, n_test: int, seed: int = 0, n_steps=(2, 3), ops=None, n_val: int = 0) -> dict[str, pd.DataFrame]:
     table = [o for o in _CODE_OPS if ops is None or o[0] in ops]
     if not table or (ops is not None and set(ops) - {o[0] for o in _CODE_OPS}):
         raise ValueError(f"code ops must be a non-empty subset of {[o[0] for o in _CODE_OPS]}, got {ops!r}")
@@ -202,8 +203,8 @@ def make_code(n_train: int, n_test: int, seed: int = 0, n_steps=(2, 3), ops=None
         return spec, {"text": spec, "code": code, "test_list": tests, "test_setup_code": "", "challenge_test_list": []}
 
     out = {}
-    offset = {"test": 1, "train": n_test + 1}
-    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed)).items():
+    offset = {"test": 1, "train": n_test + 1, "val": n_test + n_train + 1}
+    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
         df = pd.DataFrame(recs, columns=["text", "code", "test_list", "test_setup_code", "challenge_test_list"])
         df.insert(0, "task_id", np.arange(len(df), dtype=np.int64) + offset[side])
         df["prompt"], df["response"] = "def f(x): " + df["text"], df["code"]
@@ -249,7 +250,8 @@ def _mc_draw(rng, max_value: int = 99):
     return key, rec
 
 
-def make_mc(n_train: int, n_test: int, seed: int = 0, max_value: int = 99, answer: str = "letter") -> dict[str, pd.DataFrame]:
+def make_mc(n_train: int, n_test: int, seed: int = 0, max_value: int = 99, answer: str = "letter",
+            n_val: int = 0) -> dict[str, pd.DataFrame]:
     """``max_value``: the numbers to rank lie in 0..max_value, the summands in 0..max_value // 2.
 
     ``answer``: "letter" (the prompt lists lettered choices, the scored continuations are the letters)
@@ -263,7 +265,7 @@ def make_mc(n_train: int, n_test: int, seed: int = 0, max_value: int = 99, answe
         raise ValueError(f"mc answer must be letter|text, got {answer!r}")
     out = {}
     draw = lambda rng: _mc_draw(rng, max_value)  # noqa: E731
-    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed)).items():
+    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
         df = pd.DataFrame(recs, columns=["question", "choices", "labels", "answer_key", "answer_index"])
         df.insert(0, "id", [f"mini_mc/{side}/{i:05d}" for i in range(len(df))])
         if answer == "letter":
@@ -281,11 +283,12 @@ def make_mc(n_train: int, n_test: int, seed: int = 0, max_value: int = 99, answe
 MAKERS = {"math": make_math, "code": make_code, "mc": make_mc}
 
 
-def make_mini(kind: str, n_train: int, n_test: int, seed: int = 0, **kw) -> dict[str, pd.DataFrame]:
-    """{"train", "test"} DataFrames of mini task ``kind`` in {"math", "code", "mc"}."""
+def make_mini(kind: str, n_train: int, n_test: int, seed: int = 0, n_val: int = 0, **kw) -> dict[str, pd.DataFrame]:
+    """{"train", "test"} DataFrames of mini task ``kind`` in {"math", "code", "mc"}, disjoint, and
+    "val" (drawn last, so train and test do not depend on it) when ``n_val`` > 0."""
     if kind not in MAKERS:
         raise ValueError(f"unknown mini task {kind!r}; expected one of {sorted(MAKERS)}")
-    out = MAKERS[kind](n_train, n_test, seed, **kw)
+    out = MAKERS[kind](n_train, n_test, seed, n_val=n_val, **kw)
     for side, df in out.items():
         too_long = (df["prompt"].str.len() > MAX_PROMPT) | (df["response"].str.len() > MAX_RESPONSE)
         if too_long.any():
