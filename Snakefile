@@ -33,3 +33,11 @@ rule all:
         TEXT_OUTPUTS,
         IMAGE_OUTPUTS,
     default_target: True
+
+
+# `snakemake validation`: the text and image models on their validation splits (not part of
+# `all`): the tables every choice of settings is made on; the test split feeds only Tables 1-4.
+rule validation:
+    input:
+        rules.text_validation.output,
+        rules.image_validation.output,

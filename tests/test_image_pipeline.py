@@ -30,7 +30,7 @@ HAS_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
 
 def mini_cfg() -> dict:
     cfg = copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text())["image"])
-    cfg["data"].update(n_train=48, n_test=6)
+    cfg["data"].update(n_train=48, n_val=6, n_test=6)
     cfg["data"]["scenes"]["n_base"] = 48
     cfg["model"]["small"] = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_ratio": 2, "pos_scale": 1.0}
     cfg["base"].update(noise_steps=1)
@@ -64,6 +64,8 @@ def test_mini_data_split_and_pool(mini):
     edits = read_parquet(Path(d["data"]) / "edits.parquet")
     pool = read_parquet(Path(d["data"]) / "base.parquet")
     assert (edits.split == "train").sum() == 48 and (edits.split == "test").sum() == 6 and len(pool) == 48
+    assert (edits.split == "val").sum() == 6 and not set(edits.loc[edits.split == "val", "scene_before"]) & (
+        set(edits.loc[edits.split != "val", "scene_before"]) | set(pool.scene_before))
     test_scenes = set(edits.loc[edits.split == "test", "scene_before"])
     assert not test_scenes & set(edits.loc[edits.split == "train", "scene_before"])
     assert not set(pool.scene_before) & set(edits.scene_before)  # the base never saw a train or test scene

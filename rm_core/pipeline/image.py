@@ -110,7 +110,7 @@ DEFAULT_SYSTEM_PROMPT = ("<system>Generate an image applying the following editi
                          "original image.</system><user>")
 
 TOKENS_SCHEMA = """id: str, example id (the data stage's)
-split: str, train / test / pool (mini base pre-training pool)
+split: str, train / val / test / pool (mini base pre-training pool)
 kind: str, edit kind (mini) or ImgEdit edit type (paper)
 instruction: str
 instr_ids: list<int64>, instruction token ids (truncated to text_len)
@@ -159,9 +159,11 @@ def _scene_spec(cfg: dict):
 # --------------------------------------------------------------------------- data
 
 def make_data(cfg: dict, seed: int, out_dir: str) -> pd.DataFrame:
-    """Mini: the scenes dataset (train/test, split by source scene) + the base pre-training
-    pool (``base.parquet``, scenes disjoint from both). Paper: ImgEdit prepared by
-    rm_core.tasks.image.imgedit.prepare_imgedit (PNGs under ``images/``)."""
+    """Mini: the scenes dataset (train/val/test, split by source scene) + the base pre-training
+    pool (``base.parquet``, scenes disjoint from all three). Paper: ImgEdit prepared by
+    rm_core.tasks.image.imgedit.prepare_imgedit (PNGs under ``images/``), the validation edits
+    carved out of the training side after the training quota. ``data.n_val`` validation edits,
+    drawn last, so train and test do not depend on them; every setting is chosen on them."""
     d, out = cfg["data"], Path(out_dir)
     if d["kind"] == "scenes":
         from ..tasks.image.scenes import SCHEMA_DOC, build_edit_dataset, draw_pool
@@ -170,10 +172,13 @@ def make_data(cfg: dict, seed: int, out_dir: str) -> pd.DataFrame:
         df = build_edit_dataset(d["n_train"], d["n_test"], seed, spec, kinds, sc["edits_per_scene"])
         pool = draw_pool(sc["n_base"], [seed, 2], spec, kinds, sc["edits_per_scene"],
                          exclude_scenes=set(df["scene_before"]), split="pool")
+        val = draw_pool(d["n_val"], [seed, 3], spec, kinds, sc["edits_per_scene"],
+                        exclude_scenes=set(df["scene_before"]) | set(pool["scene_before"]), split="val")
+        df = pd.concat([df, val], ignore_index=True)
         write_parquet(df, out / "edits.parquet", SCHEMA_DOC)
         write_parquet(pool, out / "base.parquet", SCHEMA_DOC)
-        log.info("scenes: %d train, %d test, %d base-pool edits", (df.split == "train").sum(),
-                 (df.split == "test").sum(), len(pool))
+        log.info("scenes: %d train, %d validation, %d test, %d base-pool edits", (df.split == "train").sum(),
+                 len(val), (df.split == "test").sum(), len(pool))
         return df
     if d["kind"] != "imgedit":
         raise ValueError(f"image.data.kind must be scenes or imgedit, got {d['kind']!r}")
@@ -186,12 +191,13 @@ def make_data(cfg: dict, seed: int, out_dir: str) -> pd.DataFrame:
             f"is missing. Download the dataset {d['hub_repo']} (e.g. `huggingface-cli download {d['hub_repo']} "
             f"--repo-type dataset --local-dir {d['root']}`), `cat` the Singleturn tar splits and unpack them into "
             f"{d['unpack_root']}, then rerun.")
-    df = prepare_imgedit(parquets, d["unpack_root"], out, d["n_train"], d["n_test"], seed,
+    df = prepare_imgedit(parquets, d["unpack_root"], out, d["n_train"], d["n_test"], seed, n_val=d["n_val"],
                          crop_sizes=[tuple(d["crop_size"])], rule=DiffRule(**d["diff_rule"]),
                          exclude_types=tuple(d["exclude_types"]), processes=d["processes"])
     got = df.split.value_counts().to_dict()
-    if got.get("train", 0) < d["n_train"] or got.get("test", 0) < d["n_test"]:
-        log.warning("ImgEdit: only %s usable pairs (asked %d train / %d test)", got, d["n_train"], d["n_test"])
+    if got.get("train", 0) < d["n_train"] or got.get("test", 0) < d["n_test"] or got.get("val", 0) < d["n_val"]:
+        log.warning("ImgEdit: only %s usable pairs (asked %d train / %d validation / %d test)", got, d["n_train"],
+                    d["n_val"], d["n_test"])
     write_parquet(df, out / "edits.parquet", SCHEMA_DOC)
     return df
 
@@ -341,7 +347,7 @@ def make_tokens(cfg: dict, data_dir: str, vq_dir: str, out_dir: str) -> LayoutSp
     gh, gw = grids["edits"][0].shape[1:]
     if cfg["text"]["kind"] == "words":
         from ..tasks.image.words import WordVocab
-        texts = [t for name, df in frames.items() for t, s in zip(df.instruction, df.split) if s != "test"]
+        texts = [t for name, df in frames.items() for t, s in zip(df.instruction, df.split) if s not in ("test", "val")]
         vocab = WordVocab.build(texts)
         spec, encode = vocab.spec(gh, gw, codec.n_codes, text_len), vocab.encode
         extra = {"text": "words", "words": list(vocab.words)}
@@ -639,14 +645,17 @@ def sample_edits(cfg: dict, which: str, model, spec: LayoutSpec, df: pd.DataFram
 
 
 def evaluate(cfg: dict, which: str, model_dir: str, data_dir: str, tokens_dir: str, vq_dir: str,
-             out_metrics: str, out_outputs: str) -> dict:
-    """Sample the test edits with ``which``'s sampler, decode them and score them (Table 1)."""
+             out_metrics: str, out_outputs: str, split: str = "test") -> dict:
+    """Sample the edits of ``split`` (test: Table 1; val: every choice of settings) with ``which``'s
+    sampler, decode them and score them."""
     from ..metrics.image_edit import aggregate, edit_metrics, mini_instruction_check
     if which not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {which!r}")
     spec, _ = load_layout(tokens_dir, cfg)
     toks = read_parquet(Path(tokens_dir) / "edits.parquet")
-    test = toks[toks.split == "test"].reset_index(drop=True)
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be test|val, got {split!r}")
+    test = toks[toks.split == split].reset_index(drop=True)
     if cfg["eval"].get("n_test"):
         test = test.iloc[: int(cfg["eval"]["n_test"])]
     path = base_path(model_dir) if which == "base" else model_dir
@@ -701,14 +710,11 @@ def _vqascore(cfg: dict, images: np.ndarray, texts: list[str]) -> np.ndarray:
 
 # --------------------------------------------------------------------------- Table 1 and the figure
 
-def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[str], data_dir: str,
-           tokens_dir: str, vq_dir: str, table_stem: str, fig_stem: str) -> pd.DataFrame:
-    """Table 1 (ours beside the paper's) and the figure grid of edits and RM's turns."""
+def table1_rows(cfg: dict, frames: dict) -> tuple[pd.DataFrame, dict]:
+    """Table 1's columns per model (``frames``: model -> per-edit metrics) and the extra figures
+    of the notes (undefined precision, turns, final reveals, code changes)."""
     from ..metrics.image_edit import aggregate
-    from ..tables import PAPER_TABLE1, side_by_side, write_table
 
-    table_stem, fig_stem = Path(table_stem).with_suffix(""), Path(fig_stem).with_suffix("")
-    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics_paths)}
     instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
     rows, extra = {}, {}
     for m in MODELS:
@@ -722,7 +728,18 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
                    "SSIM": a["ssim"], "Instr. score": instr}
         extra[m] = a | {"turns": float(df["turns"].mean()), "final_revealed": float(df["n_final_revealed"].mean()),
                         "code_changes": float(df["n_code_changes"].mean())}
-    ours = pd.DataFrame.from_dict(rows, orient="index")
+    return pd.DataFrame.from_dict(rows, orient="index"), extra
+
+
+def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[str], data_dir: str,
+           tokens_dir: str, vq_dir: str, table_stem: str, fig_stem: str) -> pd.DataFrame:
+    """Table 1 (ours beside the paper's) and the figure grid of edits and RM's turns."""
+    from ..tables import PAPER_TABLE1, side_by_side, write_table
+
+    table_stem, fig_stem = Path(table_stem).with_suffix(""), Path(fig_stem).with_suffix("")
+    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics_paths)}
+    instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
+    ours, extra = table1_rows(cfg, frames)
     table = side_by_side(ours, PAPER_TABLE1)
     table.index = [MODEL_NAMES[m] for m in ours.index]
     n = len(next(iter(frames.values())))
@@ -759,6 +776,30 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
                 index_name="Method")
     _figure(cfg, frames, outputs_paths, data_dir, tokens_dir, vq_dir, fig_stem, scale)
     return table
+
+
+def validation_table(cfg: dict, scale: str, metrics_paths: list[str], out_md: str) -> pd.DataFrame:
+    """Table 1's columns on the VALIDATION edits, plus the share of edits left unchanged and the
+    instruction score per edit kind: the numbers every choice of image settings is made on (the
+    test edits feed only Table 1). Writes ``out_md`` and its .csv/.tex siblings."""
+    from ..tables import write_table
+
+    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics_paths)}
+    ours, _ = table1_rows(cfg, frames)
+    instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
+    for m in ours.index:
+        df = frames[m]
+        ours.loc[m, "Unchanged %"] = 100.0 * float((df["n_code_changes"] == 0).mean())
+        for kind, g in df.groupby("kind", sort=True):
+            ours.loc[m, f"Instr. {kind}"] = 100.0 * float(np.nanmean(g[instr_col])) if g[instr_col].notna().any() \
+                else float("nan")
+    ours.index = [MODEL_NAMES[m] for m in ours.index]
+    n = len(next(iter(frames.values())))
+    write_table(ours, Path(out_md).with_suffix(""), "Image editing on the validation split", scale,
+                notes=f"{n} validation edits, split by source like the test edits and never used for Table 1; "
+                      "settings are chosen on these numbers. There are no paper numbers for this split.",
+                digits=3, index_name="Method", paper=False)
+    return ours
 
 
 def _paint_masks(images: np.ndarray, codes: np.ndarray, f: int, colour=(146, 197, 222)) -> np.ndarray:

@@ -31,12 +31,18 @@ def _image_train(cfg, a):
 
 def _image_eval(cfg, a):
     from . import image
-    image.evaluate(cfg, a.model, a.model_dir, a.data_dir, a.tokens_dir, a.vq_dir, a.metrics, a.outputs)
+    image.evaluate(cfg, a.model, a.model_dir, a.data_dir, a.tokens_dir, a.vq_dir, a.metrics, a.outputs,
+                   split=a.split)
 
 
 def _image_report(cfg, a):
     from . import image
     image.report(cfg, a.scale, a.metrics, a.outputs, a.data_dir, a.tokens_dir, a.vq_dir, a.table, a.figure)
+
+
+def _image_validation(cfg, a):
+    from . import image
+    image.validation_table(cfg, a.scale, a.metrics, a.table)
 
 
 IMAGE_COMMANDS = {
@@ -47,7 +53,8 @@ IMAGE_COMMANDS = {
     "image-train": (_image_train, [("--model", str), ("--seed", int), ("--tokens-dir", str), ("--base-dir", str),
                                    ("--out-dir", str)]),
     "image-eval": (_image_eval, [("--model", str), ("--model-dir", str), ("--data-dir", str), ("--tokens-dir", str),
-                                 ("--vq-dir", str), ("--metrics", str), ("--outputs", str)]),
+                                 ("--vq-dir", str), ("--metrics", str), ("--outputs", str), ("--split", str)]),
     "image-report": (_image_report, [("--scale", str), ("--metrics", list), ("--outputs", list), ("--data-dir", str),
                                      ("--tokens-dir", str), ("--vq-dir", str), ("--table", str), ("--figure", str)]),
+    "image-validation": (_image_validation, [("--scale", str), ("--metrics", list), ("--table", str)]),
 }

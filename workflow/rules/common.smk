@@ -6,6 +6,10 @@ RESULTS = os.path.normpath(config["results_dir"])  # every output lives under he
 LOGS = os.path.normpath(config["logs_dir"])  # every rule's log goes to f"{LOGS}/<track>/<name>.log"
 TABLES = f"{RESULTS}/tables"
 FIGURES = f"{RESULTS}/figures"
+# Evaluation folder -> split: <track>/eval/ feeds the tables (the test split, read once);
+# <track>/eval_val/ the validation split, on which every choice of settings is made
+# (`snakemake validation`, not part of `all`).
+EVAL_SPLIT = {"eval": "test", "eval_val": "val"}
 
 
 def params_json(section: dict, *keys, **extra) -> str:

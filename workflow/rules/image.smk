@@ -33,6 +33,7 @@ IMAGE_IN_REPORT = {
 
 localrules:
     table1,
+    image_validation,
 
 
 rule image_data:
@@ -161,28 +162,30 @@ rule image_eval:
         vq=rules.image_vq.output.config,
         run=f"{IM}/models/{{model}}/run.json",
     output:
-        metrics=f"{IM}/eval/{{model}}.parquet",
-        outputs=f"{IM}/eval/{{model}}_outputs.parquet",
+        metrics=f"{IM}/{{evaldir}}/{{model}}.parquet",
+        outputs=f"{IM}/{{evaldir}}/{{model}}_outputs.parquet",
     params:
         cfg=params_json(IMAGE, "data", "model", "text", "rm", "eval"),
+        split=lambda w: EVAL_SPLIT[w.evaldir],
         data_dir=lambda w, input: os.path.dirname(input.edits),
         tokens_dir=lambda w, input: os.path.dirname(input.tok_edits),
         vq_dir=lambda w, input: os.path.dirname(input.vq),
         model_dir=lambda w, input: os.path.dirname(input.run),
     wildcard_constraints:
         model="|".join(IMAGE_MODELS),
+        evaldir="|".join(EVAL_SPLIT),
     threads: rule_threads("eval")
     resources:
         **slurm_resources("eval"),
     retries: RETRIES
     log:
-        f"{LOGS}/image/eval_{{model}}.log",
+        f"{LOGS}/image/{{evaldir}}_{{model}}.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core image-eval --params {params.cfg:q} --threads {threads} --model {wildcards.model} "
         "--model-dir {params.model_dir} --data-dir {params.data_dir} --tokens-dir {params.tokens_dir} "
-        "--vq-dir {params.vq_dir} --metrics {output.metrics} --outputs {output.outputs} 2> {log}"
+        "--vq-dir {params.vq_dir} --metrics {output.metrics} --outputs {output.outputs} --split {params.split} 2> {log}"
 
 
 rule table1:
@@ -211,3 +214,25 @@ rule table1:
         "rm-core image-report --params {params.cfg:q} --scale {params.scale} --metrics {input.metrics} "
         "--outputs {input.outputs} --data-dir {params.data_dir} --tokens-dir {params.tokens_dir} "
         "--vq-dir {params.vq_dir} --table {output.table_md} --figure {output.fig_png} 2> {log}"
+
+
+# `snakemake image_validation`: every model on the validation edits (not part of `all`); the table
+# every choice of image settings is made on.
+rule image_validation:
+    input:
+        metrics=expand(f"{IM}/eval_val/{{model}}.parquet", model=IMAGE_MODELS),
+    output:
+        table=f"{TABLES}/validation/image_val.md",
+        csv=f"{TABLES}/validation/image_val.csv",
+    params:
+        cfg=params_json(IMAGE, "eval"),
+        scale=config["scale"],
+    resources:
+        **slurm_resources("light"),
+    log:
+        f"{LOGS}/image/validation.log",
+    conda:
+        "../../envs/rm_core.yaml"
+    shell:
+        "rm-core image-validation --params {params.cfg:q} --scale {params.scale} --metrics {input.metrics} "
+        "--table {output.table} 2> {log}"

@@ -8,9 +8,6 @@ TEXT_FT = [f"{o}_s{s}" for o in ("sft", "rm") for s in TEXT_SEEDS]  # fine-tuned
 TEXT_LC = ["base"] + [f"sft_s{s}" for s in TEXT_SEEDS]  # decoded with low-confidence remasking
 TEXT_RM = [f"rm_s{s}" for s in TEXT_SEEDS]  # decoded with Eq. 1 + History Reference
 TEXT_MODELS = TEXT_LC + TEXT_RM
-# Evaluation folder -> split: eval/ feeds the tables (test, read once); eval_val/ every choice of
-# settings (`snakemake text_validation`, not part of `all`).
-EVAL_SPLIT = {"eval": "test", "eval_val": "val"}
 # The mini base is trained here (training resources); the paper base is the published checkpoint,
 # only checked (CPU resources).
 TEXT_BASE_GROUP = "train" if TEXT["backbone"]["kind"] == "small" else "cpu"

@@ -37,7 +37,7 @@ from PIL import Image
 
 SCHEMA_DOC = """\
 id: str, '<parquet stem>-<row>' (unique)
-split: str, 'train' or 'test' (split by source_key)
+split: str, 'train', 'val' or 'test' (split by source_key)
 source_key: str, source image identity (sample folder name, or file stem)
 parquet: str, parquet file stem (e.g. add_part0)
 row: int, row index in that parquet
@@ -249,9 +249,13 @@ def prepare_imgedit(
     prefix_alias: Optional[dict] = None,
     processes: int = 1,
     chunk: int = 256,
+    n_val: int = 0,
 ) -> pd.DataFrame:
     """Sample, crop and write the ImgEdit split -> DataFrame (schema ``SCHEMA_DOC``).
 
+    Source images are taken in a seeded order: first the test quota, then the training quota,
+    then ``n_val`` validation edits (out of what would be the training side, so the training set
+    does not depend on ``n_val``); no source image is on two sides.
     ``crop_sizes`` defaults to DiMOO's 512-px list; pass [(256, 256)] for one fixed size.
     ``exclude_types`` drops style transfer by default (no mask; the whole image changes).
     """
@@ -269,7 +273,7 @@ def prepare_imgedit(
     pool = Pool(processes) if processes > 1 else None
     rows, pos = [], 0
     try:
-        for split, quota in (("test", n_test), ("train", n_train)):
+        for split, quota in (("test", n_test), ("train", n_train), ("val", n_val)):
             got = 0
             while got < quota and pos < len(keys):
                 jobs, meta = [], []
