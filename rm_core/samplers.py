@@ -37,13 +37,16 @@ CONFIDENCE = ("vocab", "allowed")
 
 def _cosine_keep(n: torch.Tensor, steps: int) -> torch.Tensor:
     """(B,) -> (B, steps) codes to keep masked after each step: max(1, floor(n·cos(π/2·(s+1)/steps)))
-    in float32 for s < steps − 1, and 0 after the last step (Lumina-DiMOO's MaskGIT plan)."""
+    in float32 for s < steps − 1, and 0 after the last step (Lumina-DiMOO's MaskGIT plan). The
+    cosine is the correctly rounded float32 value; torch's float32 cos can be 1 ulp off and moves
+    the floor at rare counts (CPU: n = 3591 at 16 steps), so upstream itself varies there by device."""
     keep = []
     for s in range(steps):
         if s == steps - 1:
             keep.append(torch.zeros_like(n))
             continue
-        frac = torch.cos(0.5 * math.pi * torch.tensor([(s + 1) / steps], dtype=torch.float32))
+        arg = 0.5 * math.pi * torch.tensor([(s + 1) / steps], dtype=torch.float32)  # float32, as upstream
+        frac = torch.cos(arg.double()).float()  # correctly rounded float32 cos: no device-dependent last ulp
         keep.append((n.float() * frac).floor().clamp_min(1).long())
     return torch.stack(keep, dim=1)
 
