@@ -211,3 +211,48 @@ def test_plan_paper_fetches_everything_and_mini_nothing():
     assert set(p["benchmarks"]) == set(paper["text"]["data"]["files"])
     for f in p["benchmarks"].values():
         assert len(f["sha256"]) == 64 and f["url"].startswith("https://")
+
+
+def test_fetched_math_train_folder_loads_offline(tmp_path):
+    """The layout fetch_math_train writes (README configs + per-config parquet) loads as a local folder."""
+    import pandas as pd
+
+    from rm_core.tasks.text.benchmarks import load_math_train
+
+    root = tmp_path / "hendrycks_math"
+    for cfg in ("algebra", "geometry"):
+        (root / cfg).mkdir(parents=True)
+        for split, n in (("train", 3), ("test", 2)):
+            pd.DataFrame({"problem": [f"{cfg} {split} {i}" for i in range(n)], "level": ["Level 2"] * n,
+                          "type": [cfg.title()] * n, "solution": [f"so $\\boxed{{{i}}}$" for i in range(n)]}
+                         ).to_parquet(root / cfg / f"{split}-00000-of-00001.parquet")
+    cfgs = "".join(f"- config_name: {c}\n  data_files:\n  - split: train\n    path: {c}/train-*\n"
+                   f"  - split: test\n    path: {c}/test-*\n" for c in ("algebra", "geometry"))
+    (root / "README.md").write_text(f"---\nconfigs:\n{cfgs}---\n# MATH\n")
+    df = load_math_train("hub", hub_name=str(root), hub_configs=["algebra", "geometry"])
+    assert len(df) == 6 and df["problem"].str.contains("train").all()
+
+
+def _dry(args, cwd):
+    from workflow_copy import copy_workflow, run_snakemake
+
+    copy_workflow(cwd)
+    r = run_snakemake(["-n", *args], cwd=cwd)
+    assert r.returncode == 0, r.out[-3000:]
+    return r.out
+
+
+def test_paper_dry_run_lists_the_fetch_jobs_first_and_mini_none(tmp_path):
+    import re
+
+    (tmp_path / "p").mkdir()
+    out = _dry(["--configfile", "config/paper.yaml", "all"], tmp_path / "p")
+    jobs = re.findall(r"^rule (\w+):", out, flags=re.M)
+    fetch = {"fetch_llada", "fetch_dimoo", "fetch_imgedit", "fetch_imgedit_unpack", "fetch_math_train",
+             "fetch_benchmarks"}
+    assert fetch <= set(jobs)
+    first_consumer = min(jobs.index(j) for j in ("text_data", "text_base", "image_data", "image_vq"))
+    assert max(jobs.index(j) for j in fetch) < first_consumer
+    (tmp_path / "m").mkdir()
+    mini = _dry(["all"], tmp_path / "m")
+    assert "fetch_" not in mini
