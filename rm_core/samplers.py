@@ -104,6 +104,15 @@ def _gumbel(shape, generator: Optional[torch.Generator], device) -> torch.Tensor
     return -torch.log(-torch.log(u + 1e-20) + 1e-20)
 
 
+def blocked_ids(vocab_size: int, mask_id: int, forbid_ids: Optional[Sequence[int]] = None, device=None) -> torch.Tensor:
+    """(V,) bool: True at MASK and the forbidden ids (never predicted)."""
+    blocked = torch.zeros(vocab_size, dtype=torch.bool, device=device)
+    blocked[mask_id] = True
+    if forbid_ids:
+        blocked[torch.as_tensor(list(forbid_ids), dtype=torch.long, device=device)] = True
+    return blocked
+
+
 def predict(
     logits: torch.Tensor,
     mask_id: int,
@@ -112,29 +121,27 @@ def predict(
     suppress_ids: Optional[Sequence[int]] = None,
     temperature: float = 0.0,
     generator: Optional[torch.Generator] = None,
+    blocked: Optional[torch.Tensor] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(B, N, V) logits -> (prediction, log confidence), both (B, N), in float32.
+    """(..., V) logits -> (prediction, log confidence), both (...), in float32.
 
     prediction: argmax over v ∉ {M} ∪ forbid_ids, or Gumbel-max of logits/τ over them at τ > 0;
     log confidence: log softmax at the prediction, over the whole vocabulary ("vocab") or over
-    the allowed ids only ("allowed"), with ``suppress_ids`` given −inf in that softmax."""
+    the allowed ids only ("allowed"), with ``suppress_ids`` given −inf in that softmax.
+    ``blocked``: :func:`blocked_ids`, precomputed (else built from mask_id and forbid_ids)."""
     if confidence not in CONFIDENCE:
         raise ValueError(f"confidence must be one of {CONFIDENCE}, got {confidence!r}")
     lf = logits.float()
+    if blocked is None:
+        blocked = blocked_ids(lf.shape[-1], mask_id, forbid_ids, lf.device)
+    allowed = lf.masked_fill(blocked, float("-inf"))
     if temperature > 0:
-        allowed = lf.clone()
-        allowed[..., mask_id] = float("-inf")
-        if forbid_ids:
-            allowed[..., list(forbid_ids)] = float("-inf")
         pred = (allowed / temperature + _gumbel(lf.shape, generator, lf.device)).argmax(-1)
     else:
-        pred = reveal_ids(lf, mask_id, forbid_ids)
-    conf_logits = lf.clone()
-    if confidence == "allowed":
-        conf_logits[..., mask_id] = float("-inf")
-        if forbid_ids:
-            conf_logits[..., list(forbid_ids)] = float("-inf")
+        pred = allowed.argmax(-1)
+    conf_logits = allowed if confidence == "allowed" else lf
     if suppress_ids:
+        conf_logits = conf_logits.clone()
         conf_logits[..., list(suppress_ids)] = float("-inf")
     logc = torch.log_softmax(conf_logits, dim=-1).gather(-1, pred.unsqueeze(-1)).squeeze(-1)
     return pred, logc
@@ -162,6 +169,7 @@ def low_confidence_sample(
     editable = editable.bool()
     block, n_blocks, steps_per_block = _blocks(editable, block_length, steps)
     states = [x.cpu()] if return_trajectory else None
+    blocked = None
     for b in range(n_blocks):
         in_block = editable & (block == b)
         plan = reveal_counts((in_block & (x == mask_id)).sum(-1), steps_per_block, schedule)
@@ -170,12 +178,19 @@ def low_confidence_sample(
             if not k.any():
                 continue
             logits = model.logits(model.embed(x), attention_mask=attention_mask)
-            pred, score = predict(logits, mask_id, forbid_ids, confidence, suppress_ids, temperature, generator)
-            if temperature > 0:  # DiMOO's noisy re-masking: rank log p + τ·Gumbel
-                score = score + temperature * _gumbel(score.shape, generator, score.device)
+            if blocked is None:
+                blocked = blocked_ids(logits.shape[-1], mask_id, forbid_ids, logits.device)
             candidate = in_block & (x == mask_id)
-            score = score.clamp_min(-1e30)  # a suppressed candidate (−inf) still ranks above non-candidates
-            score = torch.where(candidate, score, torch.full_like(score, float("-inf")))
+            # predict at the candidates only: (M, V) instead of (B, N, V) float copies
+            p_c, s_c = predict(logits[candidate], mask_id, None, confidence, suppress_ids, temperature, generator,
+                               blocked=blocked)
+            del logits
+            if temperature > 0:  # DiMOO's noisy re-masking: rank log p + τ·Gumbel
+                s_c = s_c + temperature * _gumbel(s_c.shape, generator, s_c.device)
+            pred = x.clone()
+            pred[candidate] = p_c
+            score = torch.full(x.shape, float("-inf"), device=x.device)
+            score[candidate] = s_c.clamp_min(-1e30)  # a suppressed candidate (−inf) still ranks above non-candidates
             order = score.argsort(dim=-1, descending=True, stable=True)
             rank = torch.empty_like(order)
             rank.scatter_(1, order, torch.arange(order.shape[1], device=x.device).expand_as(order))
