@@ -783,7 +783,8 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
         f"Ours: {n} held-out edits; {instr_note}; paper column = VQAScore x 100.",
         f"Base/SFT: MaskGIT cosine sampler, {ev['maskgit_steps']} steps, from a fully masked target; RM: Eq. 1 for "
         f"{ev['rm_turns']} turns from the source tokens (HR {cfg['rm']['history']}); CFG text {ev['text_scale']}, "
-        f"image {ev['image_scale']}. SFT and RM: {tr['steps']} steps x batch {tr['batch_size']} each from the base.",
+        f"image {ev['image_scale']}. SFT and RM: {tr['steps']} steps x batch {tr['batch_size']} each from the base. "
+        f"Base/SFT sampling temperature {float(ev.get('temperature', 0.0))} (0 = greedy; Lumina-DiMOO's default 1.0).",
         ("PSNR (ours) = 10 log10(255^2 / MSE) of the MSE pooled over all examples' non-target pixels (an unchanged "
          f"image has infinite PSNR; the capped per-example mean would be " +
          ", ".join(f"{MODEL_NAMES[m]} {extra[m]['psnr']:.2f}" for m in extra) + ")."
