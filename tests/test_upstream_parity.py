@@ -239,3 +239,69 @@ def test_mask_never_predicted_and_confidence_ranked_in_float32():
     _, traj = low_confidence_sample(model, x0, ed, 2, return_trajectory=True)
     assert traj[0, 1].tolist() == [3, 0]  # position 1 first (float32), and the token is 0, not MASK
     assert traj[0, 2].tolist() == [0, 0]
+
+
+# ----------------------------------------------------------------------- items 6+7 end to end (LLaDA)
+
+def naive_llada_generate(logits_fn, prompt, gen_length, block_length, steps, mask_id, eos_eot):
+    """LLaDA's generate at temperature 0, written from its description: blocks of block_length decoded
+    left to right with steps/num_blocks steps each; per block the masked count is split evenly over
+    the steps (remainder to the first steps); each step x0 = argmax of the logits, confidence =
+    softmax of the logits (EOS/EOT logits set to -inf after the argmax: confidence_eos_eot_inf) at
+    x0, -inf beyond the current block and at visible positions; the top-k confident are committed.
+    MASK is excluded from the argmax here (our kept difference, item 8)."""
+    assert gen_length % block_length == 0
+    n_blocks = gen_length // block_length
+    assert steps % n_blocks == 0
+    spb = steps // n_blocks
+    x = torch.cat([prompt, torch.full((1, gen_length), mask_id)], 1)
+    P = prompt.shape[1]
+    for b in range(n_blocks):
+        lo, hi = P + b * block_length, P + (b + 1) * block_length
+        m = int((x[0, lo:hi] == mask_id).sum())
+        plan = [m // spb + (1 if i < m % spb else 0) for i in range(spb)]
+        for i in range(spb):
+            logits = logits_fn(x)[0].double()
+            masked_logits = logits.clone()
+            masked_logits[:, mask_id] = float("-inf")
+            x0 = masked_logits.argmax(-1)
+            logits[:, eos_eot] = float("-inf")
+            p = torch.softmax(logits, -1).gather(-1, x0[:, None])[:, 0]
+            p[hi:] = float("-inf")
+            conf = torch.where(x[0] == mask_id, p, torch.full_like(p, float("-inf")))
+            # top-k with ties to the lower index
+            order = sorted(range(len(conf)), key=lambda j: (-float(conf[j]), j))[: plan[i]]
+            for j in order:
+                x[0, j] = x0[j]
+    return x
+
+
+def test_block_decoding_with_eos_eot_suppression_matches_llada(tmp_path):
+    import warnings
+
+    from rm_core.backbones.llada import LLaDABackbone
+    from rm_core.backbones.tiny_checkpoint import write_tiny_llada
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ckpt = write_tiny_llada(tmp_path / "l", seed=1, vocab_size=384, init_std=0.5)
+    model = LLaDABackbone.from_pretrained(ckpt, dtype=torch.float32).eval()
+    mask_id = model.mask_id
+    fn = lambda x: model.logits(model.embed(x))  # noqa: E731
+    g = torch.Generator().manual_seed(0)
+    bites = 0
+    for gen, block, steps in ((8, 8, 8), (8, 4, 4), (12, 4, 6)):
+        prompt = torch.randint(0, 50, (1, 5), generator=g)
+        x0 = torch.cat([prompt, torch.full((1, gen), mask_id)], 1)
+        ed = torch.zeros_like(x0, dtype=torch.bool)
+        ed[:, 5:] = True
+        with torch.no_grad():
+            first = fn(x0)[0, 5:].clone()
+            first[:, mask_id] = float("-inf")
+            top = torch.bincount(first.argmax(-1), minlength=384).argsort(descending=True)[:2].tolist()
+            ours = low_confidence_sample(model, x0, ed, steps, block_length=block, suppress_ids=top)
+            want = naive_llada_generate(fn, prompt, gen, block, steps, mask_id, top)
+            plain = low_confidence_sample(model, x0, ed, steps, block_length=block)
+        assert torch.equal(ours, want), (gen, block, steps)
+        bites += int(not torch.equal(ours, plain))
+    assert bites > 0  # the suppression changed at least one decode
