@@ -16,6 +16,7 @@ report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: ever
 
 
 include: "workflow/rules/common.smk"
+include: "workflow/rules/fetch.smk"
 include: "workflow/rules/sudoku.smk"
 include: "workflow/rules/text.smk"
 include: "workflow/rules/image.smk"

@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 EmbedFn = Callable[[torch.Tensor], torch.Tensor]
+MaskFn = Callable[[torch.Tensor], torch.Tensor]
 
 
 def _scatter(e: torch.Tensor, positions: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
@@ -29,6 +30,20 @@ def _scatter(e: torch.Tensor, positions: torch.Tensor, values: torch.Tensor) -> 
     out = e.clone()
     out[:, positions.to(e.device)] = values.to(device=e.device, dtype=e.dtype)
     return out
+
+
+def mask_at_positions(positions: torch.Tensor, values: torch.Tensor) -> MaskFn:
+    """A branch-mask fn: attention mask (B, N) -> the same with ``values`` ((n,) bool) at the
+    (N,)-bool ``positions`` (e.g. the unconditional text slot: only its UNCOND id visible)."""
+    positions = positions.bool()
+    values = torch.as_tensor(values).bool()
+
+    def fn(am: torch.Tensor) -> torch.Tensor:
+        out = am.clone()
+        out[:, positions.to(am.device)] = values.to(device=am.device, dtype=am.dtype)
+        return out
+
+    return fn
 
 
 def embed_at_positions(model, positions: torch.Tensor, ids: torch.Tensor) -> EmbedFn:
@@ -48,8 +63,10 @@ class CFGDenoiser(nn.Module):
     """A Denoiser whose logits are l = c + s_t (c - u_text) + s_i (c - u_img).
 
     ``text_uncond_fn`` / ``image_uncond_fn`` map the conditional inputs_embeds to the
-    unconditional ones. A zero scale skips its forward, so scales 0 give exactly the
-    wrapped model's logits. ``batch_branches`` runs the needed branches as one forward.
+    unconditional ones; ``text_uncond_mask_fn`` maps the conditional attention mask to the
+    text branch's (its slot pads differ; the image branch keeps the conditional mask). A zero
+    scale skips its forward, so scales 0 give exactly the wrapped model's logits.
+    ``batch_branches`` runs the needed branches as one forward.
     """
 
     def __init__(
@@ -60,6 +77,7 @@ class CFGDenoiser(nn.Module):
         text_scale: float = 0.0,
         image_scale: float = 0.0,
         batch_branches: bool = True,
+        text_uncond_mask_fn: Optional[MaskFn] = None,
     ):
         super().__init__()
         if text_scale and text_uncond_fn is None:
@@ -70,19 +88,25 @@ class CFGDenoiser(nn.Module):
         self.text_uncond_fn, self.image_uncond_fn = text_uncond_fn, image_uncond_fn
         self.text_scale, self.image_scale = float(text_scale), float(image_scale)
         self.batch_branches = batch_branches
+        self.text_uncond_mask_fn = text_uncond_mask_fn
 
     @classmethod
     def for_positions(
-        cls, model, text_positions, uncond_text_ids, image_positions, text_scale: float, image_scale: float, **kw
+        cls, model, text_positions, uncond_text_ids, image_positions, text_scale: float, image_scale: float,
+        uncond_text_visible=None, **kw
     ) -> "CFGDenoiser":
         """CFG from a fixed layout: the text slot gets ``uncond_text_ids``, the image
-        positions get wte(MASK) (e.g. rm_core.tasks.image.layout positions/uncond_text_ids)."""
+        positions get wte(MASK) (e.g. rm_core.tasks.image.layout positions/uncond_text_ids).
+        ``uncond_text_visible`` ((n_text,) bool): the text branch's attention mask on the slot,
+        used when the sampler passes an attention mask."""
+        mask_fn = None if uncond_text_visible is None else mask_at_positions(text_positions, uncond_text_visible)
         return cls(
             model,
             embed_at_positions(model, text_positions, uncond_text_ids),
             embed_at_positions(model, image_positions, torch.tensor([model.mask_id])),
             text_scale,
             image_scale,
+            text_uncond_mask_fn=mask_fn,
             **kw,
         )
 
@@ -102,18 +126,21 @@ class CFGDenoiser(nn.Module):
         return self.model.embed(ids)
 
     def logits(self, inputs_embeds: torch.Tensor, attention_mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        branches = [inputs_embeds]
+        branches, masks = [inputs_embeds], [attention_mask]
         if self.text_scale:
             branches.append(self.text_uncond_fn(inputs_embeds))
+            tm = self.text_uncond_mask_fn
+            masks.append(attention_mask if attention_mask is None or tm is None else tm(attention_mask))
         if self.image_scale:
             branches.append(self.image_uncond_fn(inputs_embeds))
+            masks.append(attention_mask)
         if len(branches) == 1:
             return self.model.logits(inputs_embeds, attention_mask=attention_mask)
         if self.batch_branches:
-            am = None if attention_mask is None else torch.cat([attention_mask] * len(branches))
+            am = None if attention_mask is None else torch.cat(masks)
             outs = self.model.logits(torch.cat(branches), attention_mask=am).chunk(len(branches))
         else:
-            outs = [self.model.logits(b, attention_mask=attention_mask) for b in branches]
+            outs = [self.model.logits(b, attention_mask=m) for b, m in zip(branches, masks)]
         c, rest = outs[0], list(outs[1:])
         out = c
         if self.text_scale:

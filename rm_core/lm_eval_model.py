@@ -26,6 +26,12 @@ loglikelihood (forward only, no generation)
     of equal length exactly like the joint log p(continuation, fill | context) (the fill is the
     same for every choice); a single-id continuation then needs one forward. Each request's masks
     come from a generator seeded by (seed, request text), so a score does not depend on batching or order.
+    ``ll_cfg`` = w > 0: LLaDA's classifier-free guidance, logits u + (w+1)(c − u) with u the
+    forward pass where every prompt token is MASK (same answer masks). Differences from LLaDA kept
+    on purpose: MASK is excluded from the softmax, and the stratified mask counts are drawn once
+    over all ``mc_num`` samples (LLaDA redraws the offset per mini-batch); both leave the estimate
+    a bound of the same quantity, with no more variance.
+    ``suppress_ids``: LLaDA's confidence_eos_eot_inf for the low-confidence sampler and the draft.
 
 loglikelihood_rolling raises: no task here needs perplexity.
 
@@ -72,6 +78,8 @@ class RMDiffusionLM(LM):
         batch_size: int = 8,
         mc_num: int = 128,
         mc_batch_size: int = 32,
+        ll_cfg: float = 0.0,
+        suppress_ids: Optional[Sequence[int]] = None,
         ll_eos_fill: bool = False,
         ll_fill_visible: bool = False,
         rm_init: str = "mask",
@@ -96,6 +104,10 @@ class RMDiffusionLM(LM):
         self.prompt_formatter = prompt_formatter or (lambda s: s)
         self.batch_size = int(batch_size) if str(batch_size).isdigit() else 8
         self.mc_num, self.mc_batch_size = int(mc_num), int(mc_batch_size)
+        if float(ll_cfg) < 0:
+            raise ValueError(f"ll_cfg must be >= 0, got {ll_cfg}")
+        self.ll_cfg = float(ll_cfg)
+        self.suppress_ids = list(suppress_ids) if suppress_ids else None
         self.ll_eos_fill, self.seed = bool(ll_eos_fill), int(seed)
         self.ll_fill_visible = bool(ll_fill_visible)
         if rm_init not in ("mask", "draft"):
@@ -162,7 +174,8 @@ class RMDiffusionLM(LM):
     def _draft(self, x0, editable, attn):
         if self.rm_init == "draft":
             return low_confidence_sample(self.model, x0, editable, self.draft_steps, block_length=self.block_length,
-                                         forbid_ids=self.forbid_ids, attention_mask=attn, schedule=self.schedule)
+                                         forbid_ids=self.forbid_ids, attention_mask=attn, schedule=self.schedule,
+                                         suppress_ids=self.suppress_ids)
         return x0
 
     def _sample(self, x0, editable, attn):
@@ -171,7 +184,8 @@ class RMDiffusionLM(LM):
                             forbid_ids=self.forbid_ids, early_stop=self.early_stop, attention_mask=attn)
             return res.x.cpu(), res.turns.cpu()
         x = low_confidence_sample(self.model, x0, editable, self.steps, block_length=self.block_length,
-                                  forbid_ids=self.forbid_ids, attention_mask=attn, schedule=self.schedule)
+                                  forbid_ids=self.forbid_ids, attention_mask=attn, schedule=self.schedule,
+                                  suppress_ids=self.suppress_ids)
         return x.cpu(), None
 
     @torch.no_grad()
@@ -249,11 +263,12 @@ class RMDiffusionLM(LM):
         pad, mask_id = self.tok.pad_id, self.tok.mask_id
         width = self.prompt_len if self.prompt_len is not None else max(len(c) for _, c, _, _, _ in chunk)
         alen = max(len(a) for _, _, a, _, _ in chunk)
-        ids, attn, target, masked, weight = [], [], [], [], []
+        ids, un_ids, attn, target, masked, weight = [], [], [], [], [], []
         for _, ctx, ans, m, w in chunk:
             lp, ra = width - len(ctx), alen - len(ans)
             a = [mask_id if mi else t for t, mi in zip(ans, m.tolist())]
             ids.append([pad] * lp + ctx + a + [pad] * ra)
+            un_ids.append([pad] * lp + [mask_id] * len(ctx) + a + [pad] * ra)
             attn.append([0] * lp + [1] * (len(ctx) + len(ans)) + [0] * ra)
             target.append([pad] * (lp + len(ctx)) + ans + [pad] * ra)
             masked.append([False] * (lp + len(ctx)) + m.tolist() + [False] * ra)
@@ -265,6 +280,11 @@ class RMDiffusionLM(LM):
         logits = self.model.logits(self.model.embed(ids_t), attention_mask=attn_t)
         sel = logits[m_t].float()  # (masked positions, V): the full-vocab float copy stays small
         del logits
+        if self.ll_cfg:  # LLaDA's CFG: u + (w+1)(c - u), u = the prompt tokens replaced by MASK
+            un = self.model.logits(self.model.embed(torch.tensor(un_ids, device=dev)), attention_mask=attn_t)
+            u = un[m_t].float()
+            del un
+            sel = u + (self.ll_cfg + 1.0) * (sel - u)
         sel[:, mask_id] = float("-inf")
         logp = torch.log_softmax(sel, dim=-1)
         tgt = torch.tensor(target, device=dev)[m_t]

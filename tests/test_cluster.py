@@ -49,7 +49,7 @@ def jobs_of(out: str) -> list[dict]:
 def local_rules(workdir) -> set[str]:
     text = "".join(p.read_text() for p in (workdir / "workflow/rules").glob("*.smk"))
     names = set()
-    for block in re.findall(r"^localrules:\n((?:\s+\w+,?\n)+)", text, re.M):
+    for block in re.findall(r"^[ \t]*localrules:\n((?:\s+\w+,?\n)+)", text, re.M):  # also inside an if block
         names.update(re.findall(r"\w+", block))
     return names
 

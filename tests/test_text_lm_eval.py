@@ -129,7 +129,7 @@ def test_generation_until_samplers_and_records():
     tok = CharTokenizer()
     model = OracleDenoiser(tok, {"hi": "ab;cd"})
     for sampler in ("rm", "low_confidence"):
-        lm = RMDiffusionLM(model=model, tokenizer=tok, sampler=sampler, steps=8, gen_length=12, block_length=4)
+        lm = RMDiffusionLM(model=model, tokenizer=tok, sampler=sampler, steps=9, gen_length=12, block_length=4)  # 3 blocks x 3 steps
         out = lm.generate_until([_gen("hi"), _gen("hi", until=[";"]), _gen("unknown")])
         assert out == ["ab;cd", "ab", ""]
         assert [r["turns"] for r in lm.records] == ([1, 1, 1] if sampler == "rm" else [None] * 3)

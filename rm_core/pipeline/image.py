@@ -63,14 +63,17 @@ Choices of ours (the paper does not state them; all are config keys):
   s_i = log p(MASK)_i − log p(z_i)_i over the visible editable positions of a state: every
   wrong visible token should out-rank every correct one, mean of softplus(s_keep − s_wrong)
   over such pairs in a row (rows without both kinds contribute nothing).
-- **Sampling**: base and SFT with the MaskGIT low-confidence sampler (cosine schedule,
-  ``eval.maskgit_steps`` steps, greedy argmax, committed tokens never revisited) from a
-  fully masked target; RM with Eq. 1 for ``eval.rm_turns`` turns from the source image's
+- **Sampling**: base and SFT with the MaskGIT low-confidence sampler as Lumina-DiMOO runs it
+  (its float32 cosine plan, confidence = softmax over the image codes only, ``eval.maskgit_steps``
+  steps, ``eval.temperature``: 0 greedy, > 0 Gumbel sampling with noisy re-masking, seeded by
+  ``eval.seed``; committed tokens never revisited) from a fully masked target; RM with Eq. 1 for ``eval.rm_turns`` turns from the source image's
   tokens in the target region (RM revises the source). Positions still MASK after the
   last turn (re-masked at turn T) get the reveal branch of one more Eq. 1 step, with the
   history carried on (``eval.final_reveal``). Every sampler reveals image codes only and
   uses CFG l = c + s_t (c − u_text) + s_i (c − u_img) with ``eval.text_scale`` /
-  ``eval.image_scale`` (rm_core.cfg).
+  ``eval.image_scale`` (rm_core.cfg). With ``eval.mask_padding`` every sampler passes an
+  attention mask that hides the instruction slot's PAD positions (the text branch of CFG
+  hides all of its slot but UNCOND).
 - **Metrics**: rm_core.metrics.image_edit.edit_metrics on the decoded edit vs the *input*
   image (not its VQ reconstruction), change threshold ``eval.threshold``. The
   instruction-following column is, at mini scale, the share of edits whose decoded image
@@ -98,7 +101,7 @@ from ..objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_mod
 from ..rule import rm_sample
 from ..samplers import low_confidence_sample
 from ..tasks.image.layout import (SEG_SRC, SEG_TEXT, SEG_TGT, LayoutSpec, aligned_source, build_batch,
-                                  extract_target, non_code_ids, positions, uncond_text_ids)
+                                  extract_target, key_padding_mask, non_code_ids, positions, uncond_text_ids)
 from ..train import TrainConfig, train
 from ..trajectory import EditSetSize, SourceProposal, build_instances
 
@@ -595,8 +598,22 @@ def train_model(cfg: dict, which: str, seed: int, tokens_dir: str, base_dir: str
 # --------------------------------------------------------------------------- evaluation
 
 def cfg_denoiser(model, spec: LayoutSpec, ev: dict) -> CFGDenoiser:
-    return CFGDenoiser.for_positions(model, positions(spec, SEG_TEXT), uncond_text_ids(spec), positions(spec, SEG_SRC),
-                                     ev["text_scale"], ev["image_scale"])
+    unc = uncond_text_ids(spec)
+    return CFGDenoiser.for_positions(model, positions(spec, SEG_TEXT), unc, positions(spec, SEG_SRC),
+                                     ev["text_scale"], ev["image_scale"], uncond_text_visible=unc != spec.pad_id)
+
+
+def maskgit_kwargs(ev: dict) -> dict:
+    """The base/SFT sampler's settings, as Lumina-DiMOO's i2i generator: its MaskGIT cosine plan,
+    the confidence as the softmax over the image codes only, and ``eval.temperature`` (Gumbel
+    sampling + noisy re-masking; 0 = greedy)."""
+    return dict(schedule="cosine", confidence="allowed", temperature=float(ev.get("temperature", 0.0)))
+
+
+def pad_attention_mask(ids: torch.Tensor, spec: LayoutSpec, ev: dict):
+    """``eval.mask_padding``: an attention mask hiding the instruction slot's PAD positions (the
+    real DiMOO never saw pad inside its prompt), else None (every position visible)."""
+    return key_padding_mask(ids, spec) if ev.get("mask_padding", False) else None
 
 
 @torch.no_grad()
@@ -606,17 +623,19 @@ def sample_edits(cfg: dict, which: str, model, spec: LayoutSpec, df: pd.DataFram
     den = cfg_denoiser(model, spec, ev)
     forbid = non_code_ids(spec)
     n = spec.grid_h * spec.grid_w
+    gen = torch.Generator().manual_seed(int(ev.get("seed", 0)))  # temperature > 0 only
     codes, trajs, turns, revealed = [], [], [], []
     for s in range(0, len(df), int(ev["batch_size"])):
         part = df.iloc[s:s + int(ev["batch_size"])]
         seqs = _sequences(part, spec, with_target=False)
         editable = seqs["editable"].to(dev).expand(len(part), -1)
+        attn = pad_attention_mask(seqs["src"].to(dev), spec, ev)
         if which == "rm":
             x0 = seqs["src"].to(dev)  # the target region starts as the source image's tokens
             T = int(ev["rm_turns"])
             extra = 1 if ev["final_reveal"] else 0
             res = rm_sample(den, x0, editable, T + extra, history=_history(cfg), forbid_ids=forbid,
-                            return_trajectory=True)
+                            attention_mask=attn, return_trajectory=True)
             traj = res.trajectory  # (B, T+1(+1), N) on CPU
             final = traj[:, T]
             if extra:
@@ -633,7 +652,7 @@ def sample_edits(cfg: dict, which: str, model, spec: LayoutSpec, df: pd.DataFram
         else:
             x0 = seqs["ids"].to(dev)
             final = low_confidence_sample(den, x0, editable, int(ev["maskgit_steps"]), forbid_ids=forbid,
-                                          schedule="cosine").cpu()
+                                          attention_mask=attn, generator=gen, **maskgit_kwargs(ev)).cpu()
             turns.append(torch.full((len(part),), int(ev["maskgit_steps"])))
             revealed.append(torch.zeros(len(part), dtype=torch.long))
         c = extract_target(final.cpu(), spec).reshape(len(part), n)
@@ -751,7 +770,8 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
         f"Ours: {n} held-out edits; {instr_note}; paper column = VQAScore x 100.",
         f"Base/SFT: MaskGIT cosine sampler, {ev['maskgit_steps']} steps, from a fully masked target; RM: Eq. 1 for "
         f"{ev['rm_turns']} turns from the source tokens (HR {cfg['rm']['history']}); CFG text {ev['text_scale']}, "
-        f"image {ev['image_scale']}. SFT and RM: {tr['steps']} steps x batch {tr['batch_size']} each from the base.",
+        f"image {ev['image_scale']}. SFT and RM: {tr['steps']} steps x batch {tr['batch_size']} each from the base. "
+        f"Base/SFT sampling temperature {float(ev.get('temperature', 0.0))} (0 = greedy; Lumina-DiMOO's default 1.0).",
         ("PSNR (ours) = 10 log10(255^2 / MSE) of the MSE pooled over all examples' non-target pixels (an unchanged "
          f"image has infinite PSNR; the capped per-example mean would be " +
          ", ".join(f"{MODEL_NAMES[m]} {extra[m]['psnr']:.2f}" for m in extra) + ")."

@@ -57,6 +57,14 @@ def eval_tasks(info: dict) -> list[str]:
     return tasks
 
 
+def low_confidence_options(ev: dict, tok) -> dict:
+    """text.eval.low_confidence.suppress_eos_eot -> the ids whose confidence is suppressed (EOS, EOT)."""
+    if not ev["low_confidence"]["suppress_eos_eot"]:
+        return {"suppress_ids": None}
+    ids = [tok.eos_id] + ([tok.eot_id] if getattr(tok, "eot_id", None) is not None else [])
+    return {"suppress_ids": ids}
+
+
 def make_lm(model, tok, cfg: dict, sampler: str):
     from ..lm_eval_model import RMDiffusionLM
 
@@ -65,7 +73,8 @@ def make_lm(model, tok, cfg: dict, sampler: str):
                   prompt_len=lay["prompt_len"], prompt_formatter=prompt_formatter(tok, cfg),
                   forbid_ids=forbid_ids(tok), batch_size=int(ev["batch_size"]), mc_num=int(ev["mc_num"]),
                   mc_batch_size=int(ev["mc_batch_size"]), ll_eos_fill=bool(ev["ll_eos_fill"]),
-                  ll_fill_visible=bool(ev["ll_fill_visible"]), seed=int(ev["seed"]))
+                  ll_fill_visible=bool(ev["ll_fill_visible"]), seed=int(ev["seed"]),
+                  ll_cfg=float(ev["ll_cfg"]), **low_confidence_options(ev, tok))
     if sampler == "low_confidence":
         lc = ev["low_confidence"]
         return RMDiffusionLM(sampler="low_confidence", steps=int(lc["steps"]), block_length=lc["block_length"],

@@ -37,6 +37,8 @@ localrules:
 
 
 rule image_data:
+    input:
+        **fetched("imgedit"),
     output:
         **IMAGE_DATA_OUT,
     params:
@@ -58,6 +60,7 @@ rule image_data:
 
 rule image_vq:
     input:
+        **fetched("dimoo"),
         edits=rules.image_data.output.edits,
     output:
         config=f"{IM}/vq/config.json",

@@ -40,6 +40,8 @@ localrules:
 
 
 rule text_data:
+    input:
+        **fetched("math_train", "bench"),
     output:
         pairs=f"{TX}/data/train_pairs.parquet",
         tasks=f"{TX}/data/tasks.json",
@@ -59,6 +61,7 @@ rule text_data:
 
 rule text_base:
     input:
+        **fetched("llada"),
         pairs=rules.text_data.output.pairs,
     output:
         ref=f"{TX}/models/base/model.json",
