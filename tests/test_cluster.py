@@ -61,7 +61,12 @@ def test_paper_dry_run_lists_every_rule_with_cluster_resources(workdir):
     jobs = jobs_of(r.stdout)
     listed = {j["rule"] for j in jobs}
     rules = set(snakemake(["--list-rules", "--configfile", PAPER], workdir).stdout.split())
+    # every rule but the validation ones (their own target, `snakemake validation`, not part of `all`)
+    rules -= {"validation", "text_validation", "image_validation"}
     assert rules and rules <= listed, f"rules missing from the paper dry run: {sorted(rules - listed)}"
+    val = snakemake(["-n", "--profile", "slurm", "validation"], workdir)
+    assert val.returncode == 0, val.out[-3000:]
+    assert {"text_validation", "image_validation", "text_eval", "image_eval"} <= {j["rule"] for j in jobs_of(val.stdout)}
     local = local_rules(workdir)
     for j in jobs:
         if j["rule"] == "all":

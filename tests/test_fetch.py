@@ -246,7 +246,7 @@ def test_paper_dry_run_lists_the_fetch_jobs_first_and_mini_none(tmp_path):
     import re
 
     (tmp_path / "p").mkdir()
-    out = _dry(["--configfile", "config/paper.yaml", "all"], tmp_path / "p")
+    out = _dry(["--profile", "slurm", "all"], tmp_path / "p")  # the cluster command verbatim: the paper config
     jobs = re.findall(r"^rule (\w+):", out, flags=re.M)
     fetch = {"fetch_llada", "fetch_dimoo", "fetch_imgedit", "fetch_imgedit_unpack", "fetch_math_train",
              "fetch_benchmarks"}
@@ -254,5 +254,5 @@ def test_paper_dry_run_lists_the_fetch_jobs_first_and_mini_none(tmp_path):
     first_consumer = min(jobs.index(j) for j in ("text_data", "text_base", "image_data", "image_vq"))
     assert max(jobs.index(j) for j in fetch) < first_consumer
     (tmp_path / "m").mkdir()
-    mini = _dry(["all"], tmp_path / "m")
+    mini = _dry(["all"], tmp_path / "m")  # the default config: mini
     assert "fetch_" not in mini

@@ -607,13 +607,13 @@ def maskgit_kwargs(ev: dict) -> dict:
     """The base/SFT sampler's settings, as Lumina-DiMOO's i2i generator: its MaskGIT cosine plan,
     the confidence as the softmax over the image codes only, and ``eval.temperature`` (Gumbel
     sampling + noisy re-masking; 0 = greedy)."""
-    return dict(schedule="cosine", confidence="allowed", temperature=float(ev.get("temperature", 0.0)))
+    return dict(schedule="cosine", confidence="allowed", temperature=float(ev["temperature"]))
 
 
 def pad_attention_mask(ids: torch.Tensor, spec: LayoutSpec, ev: dict):
     """``eval.mask_padding``: an attention mask hiding the instruction slot's PAD positions (the
     real DiMOO never saw pad inside its prompt), else None (every position visible)."""
-    return key_padding_mask(ids, spec) if ev.get("mask_padding", False) else None
+    return key_padding_mask(ids, spec) if ev["mask_padding"] else None
 
 
 @torch.no_grad()
@@ -623,7 +623,7 @@ def sample_edits(cfg: dict, which: str, model, spec: LayoutSpec, df: pd.DataFram
     den = cfg_denoiser(model, spec, ev)
     forbid = non_code_ids(spec)
     n = spec.grid_h * spec.grid_w
-    gen = torch.Generator().manual_seed(int(ev.get("seed", 0)))  # temperature > 0 only
+    gen = torch.Generator().manual_seed(int(ev["seed"]))  # temperature > 0 only
     codes, trajs, turns, revealed = [], [], [], []
     for s in range(0, len(df), int(ev["batch_size"])):
         part = df.iloc[s:s + int(ev["batch_size"])]
