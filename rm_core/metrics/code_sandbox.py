@@ -224,19 +224,39 @@ def _bwrap() -> str | None:
     return exe if ok else None
 
 
+def _cgroup_candidates() -> list[Path]:
+    """Where a pids cgroup for the sandboxes may be made: the cgroup-v1 pids hierarchy, else (v2) a
+    child of this process's own cgroup (works where the pids controller is delegated to it)."""
+    out = [_CGROUP_PIDS / "rm_sandbox"]
+    try:
+        own = next(line[3:] for line in Path("/proc/self/cgroup").read_text().splitlines() if line.startswith("0::"))
+        out.append(Path("/sys/fs/cgroup") / own.lstrip("/") / "rm_sandbox")
+    except (OSError, StopIteration):
+        pass
+    return out
+
+
 @functools.lru_cache(maxsize=1)
 def _pids_cgroup_root() -> Path | None:
-    """A writable cgroup-v1 pids hierarchy (root callers need it: RLIMIT_NPROC does not bind uid 0)."""
-    base = _CGROUP_PIDS / "rm_sandbox"
-    try:
-        base.mkdir(exist_ok=True)
-        probe = base / f"probe-{uuid.uuid4().hex}"
-        probe.mkdir()
-        (probe / "pids.max").write_text("4")
-        probe.rmdir()
-    except OSError:
-        return None
-    return base
+    """A folder under which a cgroup with ``pids.max`` can be made (root callers need it: RLIMIT_NPROC
+    does not bind uid 0), or None."""
+    for base in _cgroup_candidates():
+        if not (base.parent / "cgroup.procs").is_file():  # not a cgroup file system
+            continue
+        try:
+            base.mkdir(exist_ok=True)
+            if base.parent.name != "pids":  # cgroup v2: the controller must be enabled for the children
+                (base / "cgroup.subtree_control").write_text("+pids")
+            probe = base / f"probe-{uuid.uuid4().hex}"
+            probe.mkdir()
+            try:
+                (probe / "pids.max").write_text("4")
+            finally:
+                probe.rmdir()
+            return base
+        except OSError:
+            continue
+    return None
 
 
 def sandbox_problem() -> str | None:
