@@ -17,6 +17,9 @@ import pytest
 
 from rm_core.metrics import code_sandbox as cs
 
+# visible (read-only) inside the sandbox: the Python installation; other host folders are not mounted at all
+VISIBLE = Path(sys.prefix)
+
 pytestmark = pytest.mark.skipif(cs.sandbox_problem() is not None, reason=f"no OS sandbox: {cs.sandbox_problem()}")
 
 # _posixsubprocess.fork_exec raises no audit event; the 3.11 argument list (what subprocess passes)
@@ -49,6 +52,10 @@ def snapshot(d: Path) -> dict:
     return {p.name: (stat.S_IMODE(p.lstat().st_mode), p.read_bytes() if p.is_file() else None) for p in d.iterdir()}
 
 
+def snapshots(outside: Path) -> tuple:
+    return snapshot(outside), snapshot(VISIBLE)
+
+
 def survivors(marker: str, wait: float = 3.0) -> list[int]:
     """Pids whose command line holds ``marker`` (after up to ``wait`` s for teardown)."""
     deadline = time.monotonic() + wait
@@ -67,11 +74,11 @@ def survivors(marker: str, wait: float = 3.0) -> list[int]:
 
 
 def hostile(code, tests, outside, marker, **kw):
-    before = snapshot(outside)
+    before = snapshots(outside)
     kw.setdefault("audit_hook", False)
     kw.setdefault("timeout", 8)
     res = cs.run_tests(code, tests, **kw)
-    assert snapshot(outside) == before, "the program changed a file outside the sandbox"
+    assert snapshots(outside) == before, "the program changed a file outside the sandbox"
     assert survivors(marker) == [], "a process of the program outlived the verdict"
     return res
 
@@ -103,46 +110,71 @@ def test_bounded_fork_storm(outside):
     assert res.passed, res
 
 
+def test_host_files_are_hidden(outside):
+    """Only /usr, /etc and the Python installation are mounted: the repository, home folders and the
+    benchmark files (which hold the expected answers) do not exist inside."""
+    m = f"rmmark{uuid.uuid4().hex}"
+    home = [p for p in Path.home().iterdir() if p.is_file()][:3]
+    data = Path(os.environ.get("RM_SHARED_DATA", "/work/shared/data")) / "mbpp" / "mbpp.jsonl"
+    paths = [p for p in [outside / "victim.txt", Path(__file__).resolve(), data, *home] if p.exists()]
+    assert len(paths) >= 2
+    code = f"import os\ndef seen():\n    return [os.path.exists(p) for p in {[str(p) for p in paths]!r}]\n"
+    res = hostile(code, [f"assert seen() == {[False] * len(paths)!r}"], outside, m)
+    assert res.passed, res
+
+
 def test_dir_fd_and_relative_writes_refused(outside):
     m = f"rmmark{uuid.uuid4().hex}"
     code = f"""import os
-d = os.open({str(outside)!r}, os.O_RDONLY)
-errs = []
-for op in (lambda: os.open('made', os.O_CREAT | os.O_WRONLY, dir_fd=d),
-           lambda: os.unlink('victim.txt', dir_fd=d),
-           lambda: os.rename('victim.txt', 'moved', src_dir_fd=d, dst_dir_fd=d),
-           lambda: (os.chdir({str(outside)!r}), open('rel.txt', 'w')),
-           lambda: open('victim.txt', 'a').write('x')):
+def attempt(op):
     try:
         op()
-        errs.append('ok')
-    except OSError as e:
-        errs.append('refused')
+        return 'ok'
+    except OSError:
+        return 'refused'
+def ops(d, destructive):
+    fd = lambda: os.open(d, os.O_RDONLY)
+    out = [attempt(lambda: os.open('made_{m}', os.O_CREAT | os.O_WRONLY, dir_fd=fd())),
+           attempt(lambda: os.mkdir('dir_{m}', dir_fd=fd())),
+           attempt(lambda: (os.chdir(d), open('rel_{m}', 'w')))]
+    if destructive:
+        out += [attempt(lambda: os.unlink('victim.txt', dir_fd=fd())),
+                attempt(lambda: os.rename('victim.txt', 'moved', src_dir_fd=fd(), dst_dir_fd=fd())),
+                attempt(lambda: open(os.path.join(d, 'victim.txt'), 'a').write('x'))]
+    return out
 """
-    assert hostile(code, ["assert errs == ['refused'] * 5"], outside, m).passed
+    tests = [f"assert ops({str(outside)!r}, True) == ['refused'] * 6", f"assert ops({str(VISIBLE)!r}, False) == ['refused'] * 3"]
+    res = hostile(code, tests, outside, m)
+    assert res.passed, res
 
 
 def test_sqlite_fifo_fchmod_refused(outside):
     m = f"rmmark{uuid.uuid4().hex}"
     code = f"""import os, sqlite3
-out = []
-try:
-    c = sqlite3.connect({str(outside / 'db.sqlite')!r})
-    c.execute('create table t (x)')
-    c.commit()
-    out.append('ok')
-except Exception:
-    out.append('refused')
-for op in (lambda: os.mkfifo({str(outside / 'fifo')!r}),
-           lambda: os.fchmod(os.open({str(outside / 'victim.txt')!r}, os.O_RDONLY), 0o777),
-           lambda: os.chmod({str(outside / 'victim.txt')!r}, 0o777)):
+def attempt(op):
     try:
         op()
-        out.append('ok')
-    except OSError:
-        out.append('refused')
+        return 'ok'
+    except (OSError, sqlite3.Error):
+        return 'refused'
+def sql(path):
+    c = sqlite3.connect(path)
+    c.execute('create table t (x)')
+    c.commit()
+def ops(d, victim):
+    return [attempt(lambda: sql(os.path.join(d, 'db_{m}.sqlite'))),
+            attempt(lambda: os.mkfifo(os.path.join(d, 'fifo_{m}'))),
+            attempt(lambda: os.fchmod(os.open(os.path.join(d, victim), os.O_RDONLY), 0o600)),
+            attempt(lambda: os.chmod(os.path.join(d, victim), 0o600))]
 """
-    assert hostile(code, ["assert out == ['refused'] * 4"], outside, m).passed
+    tests = [f"assert ops({str(outside)!r}, 'victim.txt') == ['refused'] * 4",
+             f"assert ops({str(VISIBLE)!r}, 'pyvenv.cfg') == ['refused'] * 4"]
+    mode = stat.S_IMODE((VISIBLE / "pyvenv.cfg").stat().st_mode)
+    try:
+        res = hostile(code, tests, outside, m)
+    finally:
+        os.chmod(VISIBLE / "pyvenv.cfg", mode)  # only matters if the sandbox failed
+    assert res.passed, res
 
 
 def test_pidfd_kill_of_the_grader_fails(outside):

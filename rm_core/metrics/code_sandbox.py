@@ -278,14 +278,39 @@ def _tail(path: Path) -> str:
         return ""
 
 
+def _visible() -> list[str]:
+    """bwrap arguments for the read-only part of the file system: /usr, /etc (without shadow files),
+    the /bin-/lib links or folders, and the Python installation(s) running this. Nothing else of
+    the host (home folders, the repository, benchmark data with the expected answers) is visible."""
+    args = ["--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc"]
+    for name in ("shadow", "gshadow"):
+        if os.path.exists(f"/etc/{name}"):
+            args += ["--ro-bind", "/dev/null", f"/etc/{name}"]
+    for name in ("bin", "sbin", "lib", "lib32", "lib64", "libx32"):
+        path = f"/{name}"
+        if os.path.islink(path):
+            args += ["--symlink", os.readlink(path), path]
+        elif os.path.isdir(path):
+            args += ["--ro-bind", path, path]
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix, sys.base_exec_prefix,
+                                              os.path.dirname(os.path.dirname(os.path.realpath(sys.executable))))}
+    for p in sorted(prefixes):
+        if not p.startswith(("/usr/", "/etc/")) and p not in ("/usr", "/"):
+            args += ["--ro-bind", p, p]
+    for p in sorted({sys.prefix, sys.base_prefix} - prefixes):  # a symlinked prefix: its own path too
+        args += ["--ro-bind", p, p]
+    return args
+
+
 def _bwrap_cmd(exe: str, disk_mb: int) -> list[str]:
     return [exe, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
             "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
-            "--ro-bind", "/", "/", "--dev", "/dev", "--remount-ro", "/dev",
+            *_visible(), "--dev", "/dev", "--remount-ro", "/dev",
             "--size", str(1 << 20), "--tmpfs", "/dev/shm", "--proc", "/proc",
             "--size", str(int(disk_mb) << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
-            "--uid", str(_SANDBOX_ID), "--gid", str(_SANDBOX_ID), "--hostname", "sandbox", "--"]
+            "--uid", str(_SANDBOX_ID), "--gid", str(_SANDBOX_ID), "--hostname", "sandbox",
+            "--remount-ro", "/", "--"]
 
 
 def _new_cgroup(max_procs: int) -> Path:
@@ -349,8 +374,11 @@ def _judge(probes: list[Probe], chan: str) -> tuple[str, str]:
             return "error", f"comparison failed: {e}"
         if not ok:
             return "failed", f"AssertionError: {p.src[:200]} (got {m[2][:200]})"
-    if msgs[len(probes):] != [["-1", "end"]]:
-        return "error", "verdict channel: extra or missing messages after the asserts"
+    rest = msgs[len(probes):]
+    if not rest:
+        return "error", "the program did not run to its end (an exception or an exit; see above)"
+    if rest != [["-1", "end"]]:
+        return "error", "verdict channel: unexpected messages after the asserts"
     return "passed", ""
 
 
