@@ -4,9 +4,11 @@ alone) unless stated; children carry a unique marker in their command line so th
 finds any that survive. Loopback only; every run is bounded by its timeout."""
 
 import os
+import shutil
 import signal
 import socket
 import stat
+import subprocess
 import sys
 import tempfile
 import time
@@ -369,3 +371,32 @@ def test_controls_without_the_sandbox_the_same_programs_escape(outside, monkeypa
             os.kill(pid, signal.SIGKILL)
     finally:
         cs.configure(allow_unsafe=False)
+
+
+def test_grader_killed_mid_run_leaves_nothing_running(tmp_path):
+    """SIGKILL the grading process while the program and its children run: bwrap dies with its
+    parent (--die-with-parent) and the PID namespace with it."""
+    m = f"rmmark{uuid.uuid4().hex}"
+    code = SPAWN + f"spawn({child(m, tmp_path, seconds=60)!r})\nwhile True:\n    pass\n"
+    grader = f"from rm_core.metrics.code_sandbox import run_tests\nrun_tests({code!r}, [], timeout=60, audit_hook=False)\n"
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    tmp_before = set(Path(tempfile.gettempdir()).glob("rm_sandbox_*"))
+    cg_root = cs._pids_cgroup_root()
+    cg_before = set(cg_root.iterdir()) if cg_root else set()
+    proc = subprocess.Popen([sys.executable, "-c", grader], env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while not survivors(m, wait=0) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert survivors(m, wait=0), "the program's child never started"
+    finally:
+        proc.kill()
+        proc.wait()
+    assert survivors(m, wait=5) == []
+    # what the killed grader could not clean up: its temp dir and its (now empty) cgroup
+    for d in set(Path(tempfile.gettempdir()).glob("rm_sandbox_*")) - tmp_before:
+        shutil.rmtree(d, ignore_errors=True)
+    for cg in (set(cg_root.iterdir()) - cg_before) if cg_root else ():
+        if cg.is_dir():
+            assert (cg / "cgroup.procs").read_text() == ""
+            cg.rmdir()

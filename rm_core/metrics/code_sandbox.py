@@ -247,6 +247,7 @@ def _pids_cgroup_root() -> Path | None:
             base.mkdir(exist_ok=True)
             if base.parent.name != "pids":  # cgroup v2: the controller must be enabled for the children
                 (base / "cgroup.subtree_control").write_text("+pids")
+            _drop_stale(base)
             probe = base / f"probe-{uuid.uuid4().hex}"
             probe.mkdir()
             try:
@@ -257,6 +258,16 @@ def _pids_cgroup_root() -> Path | None:
         except OSError:
             continue
     return None
+
+
+def _drop_stale(base: Path, age_s: float = 3600) -> None:
+    """Remove empty sandbox cgroups left by graders that were killed (older than ``age_s``)."""
+    for cg in base.iterdir():
+        try:
+            if cg.is_dir() and time.time() - cg.stat().st_mtime > age_s:
+                cg.rmdir()  # fails (EBUSY) while it holds processes
+        except OSError:
+            pass
 
 
 def sandbox_problem() -> str | None:
@@ -462,11 +473,12 @@ def run_program(code: str, probes: list[Probe], timeout: float = 10.0, memory_mb
         if timed_out:
             return SandboxResult(False, "timeout", tail)
         status, msg = _judge(probes, chan.read_text(errors="replace"))
+        killed = proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL, 128 + signal.SIGXCPU, 128 + signal.SIGKILL)
         if status == "nostart":
-            if proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL):
+            if killed:
                 return SandboxResult(False, "timeout", tail)
             raise RuntimeError(f"the code sandbox failed to start (exit {proc.returncode}): {tail[-500:]}")
-        if status == "error" and proc.returncode in (-signal.SIGXCPU, -signal.SIGKILL) and "MemoryError" not in tail:
+        if status == "error" and killed and "MemoryError" not in tail:
             status = "timeout"
         return SandboxResult(status == "passed", status, (tail + ("\n" + msg if msg else "")).strip())
 
