@@ -87,7 +87,8 @@ def train_variant(cfg: dict, variant: str, seed: int, train_path: str, out_dir: 
     """Train one Table-2 variant from scratch (the variant only changes the History Reference)."""
     spec = spec_of(cfg)
     history = HistoryConfig.from_dict(cfg["variants"][variant])
-    solution, _, _ = frame_to_boards(read_parquet(train_path, ["solution", "initial", "board_id"]), source=str(train_path))
+    solution, _, _ = frame_to_boards(read_parquet(train_path, ["solution", "initial", "board_id"]),
+                                     source=str(train_path))
     solutions = torch.as_tensor(to_tokens(solution, spec))
     torch.manual_seed(seed)
     model = build_model(cfg, spec)
