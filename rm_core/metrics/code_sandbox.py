@@ -461,9 +461,12 @@ def run_program(code: str, probes: list[Probe], timeout: float = 10.0, memory_mb
                     timed_out = False
                 except subprocess.TimeoutExpired:
                     timed_out = True
-                except BrokenPipeError:
-                    proc.wait(timeout=timeout)
-                    timed_out = False
+                except BrokenPipeError:  # it exited before reading its input (e.g. bwrap failed)
+                    try:
+                        proc.wait(timeout=timeout)
+                        timed_out = False
+                    except subprocess.TimeoutExpired:
+                        timed_out = True
                 finally:
                     _kill(proc)
         finally:
