@@ -1,11 +1,12 @@
 """Run generated Python against assert tests in an OS-level sandbox (MBPP, mini code).
 
 Isolation (bubblewrap, ``bwrap``; Debian/Ubuntu package ``bubblewrap``): every program runs in
-fresh user, PID, mount, network, IPC and UTS namespaces (``--unshare-all``) as uid 65534 inside,
-with the whole file system read-only (``--ro-bind / /``) except a private tmpfs at ``/tmp`` capped
-at ``disk_mb`` (plus a 1 MiB ``/dev/shm``); a fresh ``/proc`` shows only the sandbox's processes;
-the environment is cleared (PATH/LANG/HOME/TMPDIR only); the only network interface is an
-unconfigured loopback. Limits: RLIMIT_AS = ``memory_mb`` and RLIMIT_CPU = timeout + 1 s per
+fresh user, PID, mount, network, IPC and UTS namespaces (``--unshare-all``) as uid 65534 inside;
+the file system holds only ``/usr``, ``/etc``, the ``/bin``-``/lib`` links and the Python installation,
+all read-only, plus a private tmpfs at ``/tmp`` capped at ``disk_mb`` (and a 1 MiB ``/dev/shm``);
+a fresh ``/proc`` shows only the sandbox's processes;
+the environment is cleared (PATH/LANG/HOME/TMPDIR only); the only network interface is the
+namespace's own loopback. Limits: RLIMIT_AS = ``memory_mb`` and RLIMIT_CPU = timeout + 1 s per
 process, RLIMIT_FSIZE = 8 MiB, no core files, and a process-count cap of ``max_procs``: a pids
 cgroup when the caller is root (RLIMIT_NPROC does not bind uid 0), else RLIMIT_NPROC (which binds
 inside the user namespace). The wall-clock timeout SIGKILLs bwrap; the namespace's init dies with
