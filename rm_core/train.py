@@ -4,8 +4,11 @@ Each step's randomness comes from a generator seeded by (seed, step, process), s
 that is killed and resumed from its last checkpoint draws the same batches as an
 uninterrupted one and ends with the same weights. A checkpoint is a folder with the model
 (``model.safetensors`` + ``config.json``, written by the backbone's ``save_pretrained``),
-the optimizer state (``optimizer.safetensors`` + ``trainer_state.json``); it is written to a
-temporary folder and renamed, so a kill never leaves a half-written checkpoint.
+the optimizer state (``optimizer.safetensors`` + ``trainer_state.json``) and a ``COMPLETE``
+marker written last; it is written to ``checkpoint.tmp`` and renamed into place (the previous one
+parked as ``checkpoint.old`` meanwhile), and a folder is deleted marker first. A kill at any point
+of a save leaves at least one complete folder among checkpoint/.tmp/.old, and the next start
+(``recover_checkpoint``) keeps the complete one with the highest step and removes the rest.
 
 With several processes (``accelerate launch``/``torchrun``) each process draws its own batch
 and gradients are averaged. ``sharding: none`` keeps a full copy of weights, gradients and
@@ -17,6 +20,7 @@ unsharded on-disk format either way: FSDP gathers full state dicts onto rank 0, 
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -202,6 +206,55 @@ def _save_model(model: torch.nn.Module, state: dict, directory: Path) -> None:
     twin.save_pretrained(directory)
 
 
+COMPLETE = "COMPLETE"
+
+
+def files_digest(paths) -> str:
+    """sha256 of the files' bytes, in order (the data part of a run's fingerprint)."""
+    h = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        h.update(b"\0")
+    return h.hexdigest()
+
+
+def _remove(folder: Path) -> None:
+    """Delete a checkpoint folder, its COMPLETE marker first (a half-deleted folder is never taken as whole)."""
+    if folder.is_dir():
+        (folder / COMPLETE).unlink(missing_ok=True)
+        shutil.rmtree(folder)
+    elif folder.exists():
+        folder.unlink()
+
+
+def _complete_step(folder: Path) -> int | None:
+    """The step of a complete checkpoint folder, else None."""
+    try:
+        if not (folder / COMPLETE).is_file():
+            return None
+        return int(json.loads((folder / "trainer_state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def recover_checkpoint(ckpt_dir: Path) -> None:
+    """Undo an interrupted save: of ``checkpoint``, ``checkpoint.tmp`` and ``checkpoint.old`` keep the
+    complete one with the highest step as ``checkpoint``; delete the others and any incomplete one."""
+    ckpt_dir = Path(ckpt_dir)
+    folders = [ckpt_dir, ckpt_dir.with_name(ckpt_dir.name + ".tmp"), ckpt_dir.with_name(ckpt_dir.name + ".old")]
+    steps = {f: _complete_step(f) for f in folders}
+    best = max((f for f in folders if steps[f] is not None), key=lambda f: steps[f], default=None)
+    if best is not None and best != ckpt_dir:
+        _remove(ckpt_dir)
+        os.replace(best, ckpt_dir)
+    for f in folders[1:] + ([ckpt_dir] if best is None else []):
+        if f.exists():
+            log.info("removing %s left by an interrupted checkpoint save", f)
+            _remove(f)
+
+
 def save_checkpoint(model, opt, step: int, rows: list, ckpt_dir: Path, fingerprint: dict | None = None,
                     is_main: bool = True) -> None:
     """Write the checkpoint folder atomically (main process). A sharded model: every process
@@ -210,18 +263,27 @@ def save_checkpoint(model, opt, step: int, rows: list, ckpt_dir: Path, fingerpri
     if not is_main:
         return
     tmp = ckpt_dir.with_name(ckpt_dir.name + ".tmp")
-    if tmp.exists():
-        shutil.rmtree(tmp)
+    old = ckpt_dir.with_name(ckpt_dir.name + ".old")
+    _remove(tmp)
     tmp.mkdir(parents=True)
     _save_model(model, model_sd, tmp)
     opt_meta = _save_optimizer(opt_sd, tmp / "optimizer.safetensors")
     (tmp / "trainer_state.json").write_text(json.dumps({"step": step, "optimizer": opt_meta, "log": rows, "fingerprint": fingerprint}))
-    old = ckpt_dir.with_name(ckpt_dir.name + ".old")
+    _fsync_tree(tmp)
+    (tmp / COMPLETE).write_text(str(step))
+    _remove(old)  # a .old half-deleted by a kill would make the rename below fail (ENOTEMPTY)
     if ckpt_dir.exists():
         os.replace(ckpt_dir, old)
     os.replace(tmp, ckpt_dir)
-    if old.exists():
-        shutil.rmtree(old)
+    _remove(old)
+
+
+def _fsync_tree(folder: Path) -> None:
+    for p in folder.iterdir():
+        if not p.is_file():
+            continue
+        with open(p, "rb") as f:
+            os.fsync(f.fileno())
 
 
 def load_checkpoint(model, opt, ckpt_dir: Path, is_main: bool = True) -> tuple[int, list]:
@@ -285,6 +347,9 @@ def train(
     # sharding changes where tensors live, not the run: a checkpoint resumes under either.
     settings = {k: v for k, v in asdict(cfg).items() if k != "sharding"}
     fingerprint = json.loads(json.dumps({"train": settings, **(fingerprint or {})}))
+    if acc.is_main_process:
+        recover_checkpoint(ckpt_dir)
+    acc.wait_for_everyone()
     if (ckpt_dir / "trainer_state.json").exists():
         if json.loads((ckpt_dir / "trainer_state.json").read_text()).get("fingerprint") == fingerprint:
             start, rows = load_checkpoint(model, opt, ckpt_dir, is_main=acc.is_main_process)
@@ -293,7 +358,7 @@ def train(
             log.warning("ignoring %s: it belongs to a run with other settings", ckpt_dir)
             acc.wait_for_everyone()  # every process has read it before the main one deletes it
             if acc.is_main_process:
-                shutil.rmtree(ckpt_dir)
+                _remove(ckpt_dir)
     acc.wait_for_everyone()  # no process starts before every one has read the checkpoint
     t0 = time.time()
     bar = tqdm(range(start, cfg.steps), initial=start, total=cfg.steps, disable=not progress or not acc.is_main_process,
@@ -334,8 +399,7 @@ def train(
         if acc.is_main_process:
             _save_model(model, state, out_dir)
             write_parquet(df, out_dir / "train_log.parquet", TRAIN_LOG_SCHEMA)
-            if ckpt_dir.exists():
-                shutil.rmtree(ckpt_dir)
+            _remove(ckpt_dir)
         acc.wait_for_everyone()  # the final model is on disk before any process returns
         return df
     return pd.DataFrame(rows)

@@ -4,6 +4,15 @@
 # skip what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The MBPP/mini-code grader runs generated programs only inside bubblewrap (README, "Security:
+# running generated code"); install it when missing and we are root (Debian/Ubuntu).
+if ! command -v bwrap >/dev/null 2>&1; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bubblewrap >/dev/null
+    else
+        echo "warning: bwrap (bubblewrap) is missing; code grading will refuse to run (see README)" >&2
+    fi
+fi
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip

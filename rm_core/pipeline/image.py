@@ -102,7 +102,7 @@ from ..rule import rm_sample
 from ..samplers import low_confidence_sample
 from ..tasks.image.layout import (SEG_SRC, SEG_TEXT, SEG_TGT, LayoutSpec, aligned_source, build_batch,
                                   extract_target, key_padding_mask, non_code_ids, positions, uncond_text_ids)
-from ..train import TrainConfig, train
+from ..train import TrainConfig, files_digest, train
 from ..trajectory import EditSetSize, SourceProposal, build_instances
 
 log = logging.getLogger(__name__)
@@ -562,7 +562,7 @@ def train_base(cfg: dict, seed: int, tokens_dir: str, out_dir: str, stop_after=N
              spec.seq_len)
     tcfg = _train_cfg(cfg["base"]["train"], seed)
     fp = {"stage": "base", "base": cfg["base"], "model": cfg["model"], "sft": cfg["sft"],
-          "cfg_dropout": cfg["cfg_dropout"], "n": len(pool)}
+          "cfg_dropout": cfg["cfg_dropout"], "n": len(pool), "data": files_digest([Path(tokens_dir) / "base.parquet"])}
     df = train(model, sft_loss_fn(cfg, spec, data, mode="base"), tcfg, out, stop_after=stop_after, fingerprint=fp)
     if stop_after is None:
         write_json({"model": "base", "path": str(out.resolve()), "trained": True, "steps": tcfg.steps,
@@ -586,6 +586,7 @@ def train_model(cfg: dict, which: str, seed: int, tokens_dir: str, base_dir: str
     tcfg = _train_cfg(cfg["train"], seed)
     loss_fn = sft_loss_fn(cfg, spec, data) if which == "sft" else rm_loss_fn(cfg, spec, data)
     fp = {"stage": which, "train": cfg["train"], "cfg_dropout": cfg["cfg_dropout"], "n": len(tr),
+          "data": files_digest([Path(tokens_dir) / "edits.parquet"]),
           "base": base_path(base_dir), **({"sft": cfg["sft"]} if which == "sft" else {"rm": cfg["rm"]})}
     log.info("%s: %d training edits, %d steps x batch %d", which, len(tr), tcfg.steps, tcfg.batch_size)
     df = train(model, loss_fn, tcfg, out_dir, stop_after=stop_after, fingerprint=fp)

@@ -21,7 +21,7 @@ from ..objective import position_weights, rm_loss, rm_model_input
 from ..rule import rm_sample
 from ..tasks.sudoku import (SCHEMA_DOC, SudokuSpec, boards_to_frame, corrupt_boards, frame_to_boards,
                             to_tokens, train_test_boards)
-from ..train import TrainConfig, train
+from ..train import TrainConfig, files_digest, train
 from ..trajectory import EditSetSize, UniformProposal, build_instances
 
 log = logging.getLogger(__name__)
@@ -87,14 +87,15 @@ def train_variant(cfg: dict, variant: str, seed: int, train_path: str, out_dir: 
     """Train one Table-2 variant from scratch (the variant only changes the History Reference)."""
     spec = spec_of(cfg)
     history = HistoryConfig.from_dict(cfg["variants"][variant])
-    solution, _, _ = frame_to_boards(read_parquet(train_path, ["solution", "initial", "board_id"]))
+    solution, _, _ = frame_to_boards(read_parquet(train_path, ["solution", "initial", "board_id"]),
+                                     source=str(train_path))
     solutions = torch.as_tensor(to_tokens(solution, spec))
     torch.manual_seed(seed)
     model = build_model(cfg, spec)
     log.info("variant %s: %s, %d parameters", variant, history, model.num_parameters())
     tcfg = TrainConfig.from_dict({**cfg["train"], "seed": seed})
     fp = {"variant": variant, "history": cfg["variants"][variant], "rm": cfg["rm"], "model": cfg["model"],
-          "T": cfg["T"], "n_train": len(solutions), "box": list(cfg["box"])}
+          "T": cfg["T"], "n_train": len(solutions), "box": list(cfg["box"]), "data": files_digest([train_path])}
     train(model, rm_sudoku_loss(cfg, history, solutions, spec), tcfg, out_dir, stop_after=stop_after, fingerprint=fp)
     write_json({"variant": variant, "history": cfg["variants"][variant], "T": cfg["T"], "seed": seed},
                Path(out_dir) / "run.json")
@@ -108,7 +109,8 @@ def evaluate(cfg: dict, variant: str, model_dir: str, test_path: str, out_metric
     history = HistoryConfig.from_dict(cfg["variants"][variant])
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = SmallTransformer.from_pretrained(model_dir).to(device).eval()
-    solution, initial, ids = frame_to_boards(read_parquet(test_path, ["solution", "initial", "board_id"]))
+    solution, initial, ids = frame_to_boards(read_parquet(test_path, ["solution", "initial", "board_id"]),
+                                             source=str(test_path))
     sol_t, init_t = to_tokens(solution, spec), torch.as_tensor(to_tokens(initial, spec), device=device)
     T, turns = int(cfg["T"]), max(int(cfg["eval_turns"]), int(cfg["T"]))
     editable = torch.ones_like(init_t, dtype=torch.bool)

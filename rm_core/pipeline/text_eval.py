@@ -23,6 +23,7 @@ import torch
 
 from ..io import read_parquet, write_json, write_parquet
 from ..lm_eval_tasks.run import SAMPLES_SCHEMA_DOC
+from ..metrics.code_sandbox import configure as configure_code_sandbox
 from .text import forbid_ids, load_backbone, prompt_formatter
 
 log = logging.getLogger(__name__)
@@ -102,6 +103,7 @@ def evaluate(cfg: dict, model_ref: str, name: str, sampler: str, tasks_json: str
     from ..lm_eval_tasks.build import build_task_dir
     from ..lm_eval_tasks.run import run_tasks
 
+    configure_code_sandbox(cfg["eval"]["unsafe_code_exec"])
     info = json.loads(Path(tasks_json).read_text())
     limit = limit if limit is not None else cfg["eval"].get("limit")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -183,6 +185,7 @@ def scaling_run(cfg: dict, model, tok, name: str, info: dict, limit: int | None 
     """One RM run of ``eval.scaling_turns`` turns per generation doc; accuracy after every turn."""
     from ..tasks.text.layout import batch_layout
 
+    configure_code_sandbox(cfg["eval"]["unsafe_code_exec"])
     lm = make_lm(model, tok, cfg, "rm")
     turns = max(int(cfg["eval"]["scaling_turns"]), int(cfg["eval"]["rm"]["turns"]))
     G = int(cfg["layout"]["gen_length"])

@@ -21,9 +21,9 @@ import torch
 from ..history import HistoryConfig
 from ..io import read_parquet, write_json
 from ..objective import mdm_corrupt, mdm_loss, rm_loss, rm_model_input
-from ..train import TrainConfig, train as run_training
+from ..train import TrainConfig, files_digest, train as run_training
 from ..trajectory import EditSetSize, TopKProposal, UniformProposal, build_instances
-from .text import (PairEncoder, backbone_kind, file_digest, forbid_ids, load_backbone, load_probe,
+from .text import (PairEncoder, backbone_kind, forbid_ids, load_backbone, load_probe,
                    read_model_ref, response_fits, save_backbone, write_model_ref)
 
 log = logging.getLogger(__name__)
@@ -134,7 +134,7 @@ def prepare_base(cfg: dict, seed: int, pairs_path: str, out_ref: str, stop_after
     log.info("base: SmallTransformer %d parameters, plain MDM pre-training on %d pairs, %d steps x %d",
              model.num_parameters(), len(enc), tcfg.steps, tcfg.batch_size)
     fp = {"objective": "pretrain", "model": cfg["backbone"]["model"], "layout": cfg["layout"], "n": len(enc),
-          "pairs": file_digest(pairs_path)}
+          "pairs": files_digest([pairs_path])}
     df = run_training(model, mdm_objective(enc, tok.mask_id, tcfg.batch_size), tcfg, out_dir,
                       stop_after=stop_after, fingerprint=fp)
     if stop_after is not None and not (out_dir / "model.safetensors").exists():
@@ -169,7 +169,7 @@ def train(cfg: dict, objective: str, seed: int, pairs_path: str, base_ref: str, 
         extra = {"rm": cfg["rm"], "probe": cfg["probe"]}
     log.info("%s (seed %d) from %s: %d pairs, %d steps x %d", objective, seed, base["dir"], len(enc), tcfg.steps,
              tcfg.batch_size)
-    fp = {"objective": objective, "base": base["fingerprint"], "pairs": file_digest(pairs_path), "layout": cfg["layout"],
+    fp = {"objective": objective, "base": base["fingerprint"], "pairs": files_digest([pairs_path]), "layout": cfg["layout"],
           **extra}
     df = run_training(model, loss_fn, tcfg, out_dir, stop_after=stop_after, fingerprint=fp)
     if not _is_main_process() or (stop_after is not None and not (out_dir / "train_log.parquet").exists()):

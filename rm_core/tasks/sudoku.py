@@ -254,8 +254,12 @@ def boards_to_frame(solution: np.ndarray, initial: np.ndarray, split: str,
     })
 
 
-def frame_to_boards(df: pd.DataFrame, split: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(solution, initial, board_id) arrays from a frame of ``boards_to_frame``, one split if given."""
+def frame_to_boards(df: pd.DataFrame, split: Optional[str] = None,
+                    source: Optional[str] = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(solution, initial, board_id) arrays from a frame of ``boards_to_frame``, one split if given;
+    ``source`` (the file it was read from) names it in the error when the frame has no rows."""
+    if len(df) == 0:
+        raise ValueError(f"{source or 'boards frame'}: the file is empty (0 boards)")
     if split is not None:
         df = df[df["split"] == split]
     solution = np.array([np.asarray(v, dtype=np.int64) for v in df["solution"]], dtype=np.int64)
