@@ -404,6 +404,3 @@ def train(
         return df
     return pd.DataFrame(rows)
 
-
-def config_dict(cfg: TrainConfig) -> dict:
-    return asdict(cfg)

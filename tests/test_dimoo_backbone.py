@@ -19,7 +19,7 @@ from rm_core.backbones.dimoo import (
 )
 from rm_core.backbones.llada import INDEX_NAME, LLaDABackbone
 from rm_core.backbones.llada_tokenizer import LLaDATokenizer
-from rm_core.backbones.tiny_checkpoint import DIMOO_SPECIALS, LLADA_8B_CONFIG, write_tiny_dimoo
+from tiny_checkpoint import DIMOO_SPECIALS, LLADA_8B_CONFIG, write_tiny_dimoo
 
 torch.set_num_threads(1)
 HAS_DIFFUSERS = importlib.util.find_spec("diffusers") is not None

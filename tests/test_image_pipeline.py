@@ -192,7 +192,7 @@ def paper_cfg(root: Path, ckpt: Path) -> dict:
 
 @pytest.mark.skipif(not HAS_DIFFUSERS, reason="the DiMOO VQ needs diffusers")
 def test_paper_path_on_tiny_dimoo(tmp_path):
-    from rm_core.backbones.tiny_checkpoint import write_tiny_dimoo
+    from tiny_checkpoint import write_tiny_dimoo
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -18,7 +18,7 @@ from rm_core.backbones.llada import (
     rope_tables,
 )
 from rm_core.backbones.llada_tokenizer import LLaDATokenizer
-from rm_core.backbones.tiny_checkpoint import LLADA_8B_CONFIG, write_tiny_llada
+from tiny_checkpoint import LLADA_8B_CONFIG, write_tiny_llada
 
 torch.set_num_threads(1)
 

@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 import yaml
 
-from rm_core.backbones.tiny_checkpoint import write_tiny_llada
+from tiny_checkpoint import write_tiny_llada
 from rm_core.pipeline import text, text_eval, text_report, text_train
 from rm_core.tasks.text.layout import batch_layout
 

@@ -280,7 +280,7 @@ def test_block_decoding_with_eos_eot_suppression_matches_llada(tmp_path):
     import warnings
 
     from rm_core.backbones.llada import LLaDABackbone
-    from rm_core.backbones.tiny_checkpoint import write_tiny_llada
+    from tiny_checkpoint import write_tiny_llada
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

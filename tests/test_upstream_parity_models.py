@@ -12,7 +12,7 @@ from lm_eval.api.instance import Instance
 
 from rm_core.backbones.dimoo import DiMOOBackbone
 from rm_core.backbones.small_transformer import SmallTransformer, SmallTransformerConfig
-from rm_core.backbones.tiny_checkpoint import write_tiny_dimoo
+from tiny_checkpoint import write_tiny_dimoo
 from rm_core.lm_eval_model import RMDiffusionLM
 from rm_core.pipeline.image import _dimoo_layout, cfg_denoiser, pad_attention_mask
 from rm_core.tasks.image.layout import SEG_SRC, SEG_TEXT, build_batch, positions, uncond_sequence

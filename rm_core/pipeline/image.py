@@ -41,7 +41,7 @@ Choices of ours (the paper does not state them; all are config keys):
   uniformly, mean cross-entropy over the masked slots, no 1/t weight; ``llada`` is LLaDA's
   (t ~ U(0, 1), each slot masked w.p. t, 1/t-weighted); both are rm_core.objective.mdm_loss.
   The base pre-training uses the same masking.
-- **CFG dropout** (both SFT and RM, and the base): Appendix C step 8 via rm_core.cfg.cfg_dropout,
+- **CFG dropout** (both SFT and RM, and the base): Appendix C step 8 via rm_core.guidance.cfg_dropout,
   text and image drops independent, each ``cfg_dropout.p_text`` / ``p_image`` (paper 10%),
   applied to the final model input (after the history normalisation for RM).
 - **RM** = Appendix C with the source-image proposal (a target position whose source token
@@ -71,7 +71,7 @@ Choices of ours (the paper does not state them; all are config keys):
   last turn (re-masked at turn T) get the reveal branch of one more Eq. 1 step, with the
   history carried on (``eval.final_reveal``). Every sampler reveals image codes only and
   uses CFG l = c + s_t (c − u_text) + s_i (c − u_img) with ``eval.text_scale`` /
-  ``eval.image_scale`` (rm_core.cfg). With ``eval.mask_padding`` every sampler passes an
+  ``eval.image_scale`` (rm_core.guidance). With ``eval.mask_padding`` every sampler passes an
   attention mask that hides the instruction slot's PAD positions (the text branch of CFG
   hides all of its slot but UNCOND).
 - **Metrics**: rm_core.metrics.image_edit.edit_metrics on the decoded edit vs the *input*
@@ -94,7 +94,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from ..cfg import CFGDenoiser, cfg_dropout
+from ..guidance import CFGDenoiser, cfg_dropout
 from ..history import HistoryConfig
 from ..io import read_parquet, write_json, write_parquet
 from ..objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_model_input

@@ -82,10 +82,6 @@ def dir_digest(path: str | Path) -> str:
     return h.hexdigest()[:16]
 
 
-def json_digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()[:16]
-
-
 # ------------------------------------------------------------------------------ backbones
 
 

@@ -2,7 +2,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from rm_core.cfg import CFGDenoiser, cfg_dropout, embed_at_positions
+from rm_core.guidance import CFGDenoiser, cfg_dropout, embed_at_positions
 from rm_core.rule import rm_sample
 from rm_core.tasks.image.layout import SEG_SRC, SEG_TEXT, build_batch, encode_text, mini_spec, positions, uncond_text_ids
 
