@@ -1,0 +1,43 @@
+"""rm_core.method: the typed method config, the top-level `rm` section merged under each track's."""
+
+import pytest
+
+from rm_core.history import HistoryConfig
+from rm_core.method import RMConfig, RMEval, merge, track_rm
+from rm_core.trajectory import EditSetSize
+
+TOP = {"T": 6, "history": {"kind": "her", "gamma": 0.9, "base": 10000.0, "mode": "relative"},
+       "edit_set": {"kind": "fraction", "low": 0.0, "high": 1.0}, "p_wrong": 0.5, "eps": 1e-8, "other_weight": 1.0,
+       "unlikelihood_weight": 0.0, "ordering_weight": 0.0,
+       "eval": {"turns": 6, "scaling_turns": 12, "draft_steps": 0, "early_stop": False, "final_reveal": False}}
+
+
+def test_merge_is_recursive_and_leaves_its_inputs_alone():
+    base = {"a": 1, "h": {"kind": "her", "gamma": 0.9}, "e": {"x": 1}}
+    over = {"h": {"gamma": 0.5}, "e": 3, "n": {"y": 2}}
+    assert merge(base, over) == {"a": 1, "h": {"kind": "her", "gamma": 0.5}, "e": 3, "n": {"y": 2}}
+    assert base == {"a": 1, "h": {"kind": "her", "gamma": 0.9}, "e": {"x": 1}} and over["h"] == {"gamma": 0.5}
+
+
+def test_track_rm_overrides_only_what_the_track_sets():
+    config = {"rm": TOP, "image": {"rm": {"p_wrong": 1.0, "eval": {"init": "source", "final_reveal": True}}},
+              "text": {"rm": {"eval": {"init": "draft"}}}}
+    image = RMConfig.from_dict(track_rm(config, "image"), "image.rm")
+    assert image.p_wrong == 1.0 and image.eval.final_reveal and image.eval.init == "source"
+    assert image.history == HistoryConfig(kind="her", gamma=0.9, base=10000.0, mode="relative")
+    assert image.edit_set == EditSetSize("fraction", 0.0, 1.0) and image.T == 6 and image.eval.turns == 6
+    text = RMConfig.from_dict(track_rm(config, "text"), "text.rm")
+    assert text.p_wrong == 0.5 and not text.eval.final_reveal and text.eval.init == "draft"
+
+
+def test_unknown_and_missing_keys_are_errors_naming_them():
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['image\.rm\.p_wrnog'\]"):
+        RMConfig.from_dict({**TOP, "p_wrnog": 0.3, "eval": {**TOP["eval"], "init": "given"}}, "image.rm")
+    with pytest.raises(ValueError, match=r"missing key\(s\) \['text\.rm\.eval\.init'\]"):
+        RMConfig.from_dict(TOP, "text.rm")
+    with pytest.raises(ValueError, match=r"rm\.eval\.init must be one of"):
+        RMEval.from_dict({**TOP["eval"], "init": "noise"})
+    with pytest.raises(ValueError, match=r"rm\.p_wrong must be in \[0, 1\]"):
+        RMConfig.from_dict({**TOP, "p_wrong": 1.5, "eval": {**TOP["eval"], "init": "given"}})
+    with pytest.raises(ValueError, match=r"history\.gamma"):
+        RMConfig.from_dict({**TOP, "history": {**TOP["history"], "gamma": 0.0}, "eval": {**TOP["eval"], "init": "given"}})
