@@ -57,8 +57,26 @@ def test_rm_loss_matches_naive_and_parts_add_up():
     for k in num:
         assert abs(float(getattr(out, k)) - num[k] / den) < 1e-4, k
     assert abs(float(out.total) - sum(num.values()) / den) < 1e-4
-    assert float(out.total) <= -math.log(eps) + 1e-3  # clipping bounds the loss
     assert out.counts["reveal"] + out.counts["mask"] + out.counts["keep"] == int(editable.sum())
+
+
+def test_eps_clip_caps_each_position_and_leaves_others():
+    """-log max(p, eps): a position with p(tau) far below eps costs exactly -log eps, one above it -log p."""
+    V, M = 4, 3
+    logits = torch.zeros(1, 2, V)
+    logits[0, 0, 1] = -200.0  # label 1 at position 0: p ~ e^-200, far below any eps used here
+    logits[0, 1, 1] = -3.0  # label 1 at position 1: p ~ 0.017, above eps
+    z = torch.tensor([[M, 1]])  # reveal at 0, keep at 1
+    x = torch.tensor([[1, 1]])
+    editable = torch.ones(1, 2, dtype=torch.bool)
+    p1 = float(torch.softmax(logits[0, 1].double(), -1)[1])
+    for eps in (1e-8, 1e-4):
+        out = rm_loss(logits, z, x, editable, M, eps=eps)
+        assert abs(float(out.reveal) - (-math.log(eps)) / 2) < 1e-5, eps
+        assert abs(float(out.keep) - (-math.log(p1)) / 2) < 1e-5, eps
+    # the default eps is the paper's 1e-8 (B = -log 1e-8 ~ 18.42)
+    only = rm_loss(logits[:, :1], z[:, :1], x[:, :1], editable[:, :1], M)
+    assert abs(float(only.total) - 8 * math.log(10)) < 1e-4
 
 
 def test_mdm_loss_matches_naive():
