@@ -41,17 +41,81 @@ def test_trajectory_rules_per_position():
     assert n_wrong > 50 and n_mask > 50
 
 
-def test_boundary_distributions_are_uniform():
-    T, M = 6, 9
-    g = torch.Generator().manual_seed(1)
-    target = torch.zeros(4000, 1, dtype=torch.long)
-    inst = build_instances(target, torch.ones_like(target, dtype=torch.bool), T, M, UniformProposal(range(9)), g,
-                           EditSetSize("all"), p_wrong=1.0)
-    beta = inst.seg_starts[:, 0, 1]
-    counts = torch.bincount(beta, minlength=T)[1:T].float()
-    assert (counts / counts.sum() - 1 / (T - 1)).abs().max() < 0.03
-    ts = torch.bincount(inst.t, minlength=T).float()
-    assert (ts / ts.sum() - 1 / T).abs().max() < 0.03
+def chi2_pvalue(counts, probs):
+    """Pearson's chi-square goodness-of-fit p-value of observed ``counts`` against cell ``probs``."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    probs = torch.as_tensor(probs, dtype=torch.float64)
+    assert abs(float(probs.sum()) - 1) < 1e-9 and (probs > 0).all()
+    expected = counts.sum() * probs
+    stat = ((counts - expected) ** 2 / expected).sum()
+    df = torch.tensor(len(counts) - 1.0, dtype=torch.float64)
+    return float(torch.special.gammaincc(df / 2, stat / 2))  # chi2.sf(stat, df)
+
+
+# Seeded, so each check is deterministic; a p-value below 1e-3 rejects the spec (a correct sampler
+# would do that for 0.1% of seeds). Every cell expects hundreds of draws, so the chi-square holds.
+P_MIN = 1e-3
+
+
+def _wrong_and_mask_draws(T, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.zeros(n, 1, dtype=torch.long)
+    ones = torch.ones_like(target, dtype=torch.bool)
+    wrong = build_instances(target, ones, T, 9, UniformProposal(range(9)), g, EditSetSize("all"), p_wrong=1.0)
+    mask = build_instances(target, ones, T, 9, UniformProposal(range(9)), g, EditSetSize("all"), p_wrong=0.0)
+    assert (wrong.rule == WRONG).all() and (mask.rule == MASK).all()
+    return wrong, mask
+
+
+def test_boundary_distributions_match_appendix_c():
+    """wrong: beta ~ U{1..T-1}, then mu ~ U{beta+1..T} (the joint law); mask: mu ~ U{1..T}; t ~ U{0..T-1}."""
+    for T in (2, 3, 6):
+        wrong, mask = _wrong_and_mask_draws(T, 12000, seed=T)
+        traj = materialise(wrong, T)[:, :, 0]
+        cells, probs = [], []
+        beta = (traj == 9).long().argmax(1)  # first MASK step
+        mu = (traj == 0).long().argmax(1)  # first target step
+        assert torch.equal(beta, wrong.seg_starts[:, 0, 1]) and torch.equal(mu, wrong.seg_starts[:, 0, 2])
+        for b in range(1, T):
+            for m in range(b + 1, T + 1):
+                cells.append(int(((beta == b) & (mu == m)).sum()))
+                probs.append(1.0 / (T - 1) / (T - b))
+        assert sum(cells) == len(beta)  # no draw outside 1 <= beta < mu <= T
+        if len(cells) > 1:
+            assert chi2_pvalue(cells, probs) > P_MIN, (T, cells)
+        mu_mask = (materialise(mask, T)[:, :, 0] == 0).long().argmax(1)
+        counts = torch.bincount(mu_mask, minlength=T + 1)
+        assert counts[0] == 0 and counts.sum() == len(mu_mask)
+        assert chi2_pvalue(counts[1:], [1.0 / T] * T) > P_MIN, (T, counts)
+        ts = torch.bincount(torch.cat([wrong.t, mask.t]), minlength=T)
+        assert len(ts) == T and chi2_pvalue(ts, [1.0 / T] * T) > P_MIN, (T, ts)
+
+
+def test_rule_draw_follows_p_wrong():
+    """Each edit position is wrong with probability p_wrong, else mask (binomial, 4.5 sigma)."""
+    g = torch.Generator().manual_seed(11)
+    target = torch.zeros(200, 50, dtype=torch.long)
+    for p in (0.2, 0.7):
+        inst = build_instances(target, torch.ones_like(target, dtype=torch.bool), 6, 9, UniformProposal(range(9)), g,
+                               EditSetSize("all"), p_wrong=p)
+        n = target.numel()
+        k = int((inst.rule == WRONG).sum())
+        assert int((inst.rule == MASK).sum()) == n - k
+        assert abs(k - n * p) < 4.5 * (n * p * (1 - p)) ** 0.5, (p, k)
+
+
+def test_chi2_check_rejects_a_wrong_mu_law():
+    """The check above has power: mu drawn U{beta..T} or U{1..T} for wrong positions is rejected."""
+    T = 6
+    wrong, _ = _wrong_and_mask_draws(T, 12000, seed=6)
+    beta = wrong.seg_starts[:, 0, 1]
+    g = torch.Generator().manual_seed(0)
+    u = torch.rand(beta.shape, generator=g)
+    for bad_mu in (torch.clamp(beta + 1 + torch.floor(u * (T - beta + 1)).long(), max=T),  # piles up at T
+                   beta + 1 + torch.floor(u * u * (T - beta)).long()):  # not uniform
+        cells = [int(((beta == b) & (bad_mu == m)).sum()) for b in range(1, T) for m in range(b + 1, T + 1)]
+        probs = [1.0 / (T - 1) / (T - b) for b in range(1, T) for m in range(b + 1, T + 1)]
+        assert chi2_pvalue(cells, probs) < 1e-6
 
 
 def test_uniform_proposal_never_target_and_uniform():
