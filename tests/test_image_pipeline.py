@@ -150,8 +150,26 @@ def test_dimoo_masking_counts():
     maskable[:, 2:8] = True
     masked, w = im.mask_slots(maskable, g, "dimoo")
     assert not (masked & ~maskable).any() and (masked.sum(-1) >= 1).all() and (w == 1).all()
+
+
+def test_llada_masking_weight_is_the_inverse_mask_rate():
+    """llada: each slot is masked w.p. p, p ~ U(1e-3, 1), row weight w = 1/p. Checked from what is
+    observed: the masked count of each row is Binomial(L, 1/w) (4.5 sigma), and 1/w is uniform
+    (Kolmogorov-Smirnov distance below the 0.1% critical value 1.95/sqrt(n)). Seeded."""
+    g = torch.Generator().manual_seed(1)
+    B, N, L = 400, 620, 600
+    maskable = torch.zeros(B, N, dtype=torch.bool)
+    maskable[:, 10:10 + L] = True
     masked, w = im.mask_slots(maskable, g, "llada")
-    assert not (masked & ~maskable).any() and (w >= 1).all()
+    assert not (masked & ~maskable).any() and w.shape == (B,)
+    p = 1.0 / w.double()
+    assert (p >= 1e-3 - 1e-9).all() and (p <= 1 + 1e-9).all()
+    k = masked.sum(-1).double()
+    assert ((k - L * p).abs() <= 4.5 * (L * p * (1 - p)).sqrt() + 1).all()
+    u = ((p - 1e-3) / (1 - 1e-3)).sort().values
+    i = torch.arange(1, B + 1, dtype=torch.float64)
+    ks = torch.maximum(i / B - u, u - (i - 1) / B).max()
+    assert float(ks) < 1.95 / B ** 0.5
 
 
 # --------------------------------------------------------------------------- paper scale, tiny
@@ -255,6 +273,14 @@ def test_missing_checkpoint_and_data_name_what_to_get(tmp_path):
 
 # --------------------------------------------------------------------------- the workflow
 
+def _deep_update(base: dict, over: dict) -> None:
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+
+
 @pytest.mark.parametrize("paper", [False, True])
 def test_image_dag_in_dry_run(workdir, paper):
     args = ["-n", "-p", "all"] + (["--configfile", "config/paper.yaml"] if paper else [])
@@ -263,9 +289,22 @@ def test_image_dag_in_dry_run(workdir, paper):
     for rule in ("image_data", "image_vq", "image_tokens", "image_base", "image_train", "image_eval", "table1"):
         assert f"rule {rule}:" in r.stdout, rule
     assert r.stdout.count("rule image_eval:") == 3 and r.stdout.count("rule image_train:") == 2
-    shells = [line for line in r.stdout.splitlines() if "image-train" in line]
-    # SFT and RM get the same `train` section (equal budgets)
-    trains = {json.loads(s.split("--params ")[1].split("' ")[0].strip("'"))["train"]["steps"] for s in shells}
-    assert len(trains) == 1
+    # SFT gets the `sft` settings, RM the `rm` settings, both the same `train` budget and model
+    # (the values the configuration holds, as Snakemake merges --configfile over config.yaml)
+    expected = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if paper:
+        _deep_update(expected, yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+    expected = expected["image"]
+    params = {}
+    for line in r.stdout.splitlines():
+        if "image-train" in line:
+            model = line.split("--model ")[1].split()[0]
+            params[model] = json.loads(line.split("--params ")[1].split("' ")[0].strip("'"))
+    assert set(params) == {"sft", "rm"}
+    assert params["sft"]["sft"] == expected["sft"] and "rm" not in params["sft"]
+    assert params["rm"]["rm"] == expected["rm"] and "sft" not in params["rm"]
+    for which in ("sft", "rm"):
+        for key in ("train", "model", "text", "cfg_dropout"):
+            assert params[which][key] == expected[key], (which, key)
     if paper:
         assert '"kind": "dimoo"' in r.stdout and '"n_train": 85000' in r.stdout
