@@ -150,3 +150,17 @@ def test_turns_match_naive_on_random_model():
                 if not torch.equal(traj[b, t], traj[b, t - 1]):
                     last = t
             assert int(res.turns[b]) == last, (cfg.kind, b)
+
+
+def test_sampling_defaults_no_trajectory_no_autograd():
+    """Without return_trajectory no states are kept; the model runs without building a graph."""
+    grad_seen = []
+
+    class Spy(TableDenoiser):
+        def logits(self, inputs_embeds, attention_mask=None):
+            grad_seen.append(torch.is_grad_enabled())
+            return super().logits(inputs_embeds, attention_mask)
+
+    model = Spy(vocab_size=5, d=4, n_positions=3, seed=0)
+    res = rm_sample(model, torch.full((2, 3), model.mask_id), torch.ones(2, 3, dtype=torch.bool), steps=2)
+    assert res.trajectory is None and grad_seen == [False, False]
