@@ -1,5 +1,6 @@
 """Appendix C: boundaries, segments, proposals — per-position checks written as loops."""
 
+import pytest
 import torch
 
 from rm_core.trajectory import (KEEP, MASK, WRONG, EditSetSize, SourceProposal, TopKProposal, UniformProposal,
@@ -158,3 +159,55 @@ def test_edit_set_fraction_within_editable():
     assert not (e & ~editable).any()
     frac = e.sum(-1).float() / editable.sum(-1).float()
     assert (frac >= 0.19).all() and (frac <= 0.45).all()
+
+
+def test_edit_set_sizes_and_validation():
+    """count: k ~ U{low..high} capped at the editable count; fraction: ceil(U(low, high) * n), at
+    least 1; all: every editable position. Defaults: fraction U(0, 1). Bad sizes name the key."""
+    assert EditSetSize() == EditSetSize("fraction", 0.0, 1.0)
+    g = torch.Generator().manual_seed(12)
+    editable = torch.ones(6000, 10, dtype=torch.bool)
+    k = sample_edit_set(editable, EditSetSize("count", 2, 5), g).sum(-1)
+    counts = torch.bincount(k, minlength=11)
+    assert counts[:2].sum() == 0 and counts[6:].sum() == 0
+    assert chi2_pvalue(counts[2:6], [0.25] * 4) > P_MIN, counts
+    few = torch.zeros(50, 10, dtype=torch.bool)
+    few[:, :3] = True
+    e = sample_edit_set(few, EditSetSize("count", 5, 8), g)
+    assert torch.equal(e, few)  # capped at the 3 editable positions
+    e = sample_edit_set(few, EditSetSize("fraction", 0.0, 0.0), g)
+    assert (e.sum(-1) == 1).all() and not (e & ~few).any()  # at least one
+    k = sample_edit_set(editable, EditSetSize("fraction", 0.0, 1.0), g).sum(-1)
+    # ceil(u * 10) for u ~ U(0, 1): uniform on 1..10
+    assert chi2_pvalue(torch.bincount(k, minlength=11)[1:], [0.1] * 10) > P_MIN
+    assert torch.equal(sample_edit_set(few, EditSetSize("all"), g), few)
+    for bad, msg in (({"kind": "some"}, r"^edit_set\.kind must be count\|fraction\|all, got 'some'$"),
+                     ({"low": 0.5, "high": 0.2}, r"^edit_set needs 0 <= low <= high, got 0\.5, 0\.2$"),
+                     ({"low": -1.0, "high": 0.2}, r"^edit_set needs 0 <= low <= high, got -1\.0, 0\.2$")):
+        with pytest.raises(ValueError, match=msg):
+            EditSetSize(**bad)
+    EditSetSize("count", 3, 3)  # low == high is allowed
+
+
+def test_uniform_proposal_edge_cases_and_build_defaults():
+    g = torch.Generator().manual_seed(13)
+    with pytest.raises(ValueError, match=r"^a uniform proposal needs at least two candidate ids$"):
+        UniformProposal([3, 3])
+    two = UniformProposal([4, 2])
+    assert torch.equal(two.sample(torch.tensor([2, 4, 2]), g), torch.tensor([4, 2, 4]))
+    # a target outside the candidates: uniform over all of them
+    w = UniformProposal([1, 2, 3]).sample(torch.full((9000,), 7), g)
+    assert chi2_pvalue(torch.bincount(w, minlength=4)[1:], [1 / 3] * 3) > P_MIN
+    assert UniformProposal([1, 2]).allowed(torch.tensor([1, 5])).all()
+    with pytest.raises(ValueError, match=r"^trajectory length T must be >= 2, got 1$"):
+        build_instances(torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.bool), 1, 9,
+                        UniformProposal(range(9)), g)
+    # defaults: edit set U(0, 1) of the editable positions, p_wrong = 0.5
+    target = torch.zeros(3000, 8, dtype=torch.long)
+    inst = build_instances(target, torch.ones_like(target, dtype=torch.bool), 4, 9, UniformProposal(range(9)), g)
+    n = int(inst.edit_set.sum())
+    k = int((inst.rule == WRONG).sum())
+    assert abs(k - n / 2) < 4.5 * (n / 4) ** 0.5
+    assert chi2_pvalue(torch.bincount(inst.edit_set.sum(-1), minlength=9)[1:], [1 / 8] * 8) > P_MIN
+    assert materialise(inst, 4).shape == (3000, 5, 8)
+
