@@ -140,3 +140,24 @@ def test_model_input_is_rescaled_rmsnorm_of_history():
     out_all = model_input(a, e)
     assert torch.allclose(out_all[0, 1] * a[0, 1].pow(2).mean().add(1e-6).sqrt(),
                           a[0, 1] * e[0, 1].pow(2).mean().add(1e-6).sqrt(), atol=1e-10)
+
+
+def test_model_input_rmsnorm_eps_is_1e_6():
+    """At a small embedding scale the RMSNorm epsilon (1e-6, ours) shows: a tiny history, e at RMS 1e-3."""
+    a = torch.full((1, 1, 4), 1e-4, dtype=torch.float64)
+    e = torch.full((1, 1, 4), 1e-3, dtype=torch.float64)
+    want = 1e-4 * math.sqrt(1e-6 + 1e-6) / math.sqrt(1e-8 + 1e-6)
+    assert abs(float(model_input(a, e)[0, 0, 0]) - want) < 1e-9
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_training_inputs_stay_on_the_device():
+    """Every random draw of a training instance and its model input happen on the target's device."""
+    dev = torch.device("cuda")
+    g = torch.Generator(device=dev).manual_seed(0)
+    target = torch.randint(0, 8, (4, 10), device=dev)
+    editable = torch.ones(4, 10, dtype=torch.bool, device=dev)
+    inst = build_instances(target, editable, 6, 8, UniformProposal(range(8)), g, EditSetSize("fraction", 0.2, 0.8))
+    assert all(v.device.type == "cuda" for v in (inst.z, inst.seg_tokens, inst.seg_starts, inst.t, inst.rule))
+    model = TableDenoiser(vocab_size=9, d=8, n_positions=10, seed=0, mask_id=8).to(dev)
+    assert rm_model_input(model, inst, editable, HistoryConfig(kind="her"), 6).device.type == "cuda"
