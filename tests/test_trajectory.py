@@ -211,3 +211,24 @@ def test_uniform_proposal_edge_cases_and_build_defaults():
     assert chi2_pvalue(torch.bincount(inst.edit_set.sum(-1), minlength=9)[1:], [1 / 8] * 8) > P_MIN
     assert materialise(inst, 4).shape == (3000, 5, 8)
 
+
+
+def test_topk_proposal_per_position_with_fallback():
+    """Many rows and positions, each with its own top-k; where the top-k holds only the target, the
+    uniform fallback is used at that position alone."""
+    g = torch.Generator().manual_seed(14)
+    B, N = 4000, 5
+    target = torch.arange(N).expand(B, N) % 3  # targets 0, 1, 2, 0, 1
+    pos = torch.arange(N)
+    ids = torch.stack([target, 10 + pos.expand(B, N), 20 + pos.expand(B, N)], -1)
+    probs = torch.tensor([0.5, 0.4, 0.1]).expand(B, N, 3).clone()
+    probs[:, 3, 1:] = 0.0  # position 3: only the target has mass -> fallback
+    w = TopKProposal(ids, probs, UniformProposal([30, 31])).sample(target, g)
+    assert w.shape == (B, N)
+    for i in range(N):
+        col = w[:, i]
+        if i == 3:
+            assert ((col == 30) | (col == 31)).all() and abs(float((col == 30).float().mean()) - 0.5) < 0.04
+        else:
+            assert ((col == 10 + i) | (col == 20 + i)).all(), i
+            assert abs(float((col == 10 + i).float().mean()) - 0.8) < 0.03, i
