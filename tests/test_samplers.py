@@ -125,7 +125,7 @@ def test_blocks_and_schedules_match_naive(schedule):
     editable = torch.rand(4, 14, generator=g) < 0.8
     editable[:, :2] = False
     x0[editable & (torch.rand(4, 14, generator=g) < 0.85)] = model.mask_id
-    for steps, block in ((7, None), (12, 5), (9, 4), (2, 3), (14, 1)):
+    for steps, block in ((7, None), (12, 5), (9, 4), (2, 3), (14, 1), (6, 20)):
         got, traj = low_confidence_sample(model, x0, editable, steps, block_length=block, schedule=schedule,
                                           return_trajectory=True)
         want, want_traj = naive_blocks_low_conf(model, x0, editable, steps, block or 14, schedule)
