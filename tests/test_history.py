@@ -162,3 +162,17 @@ def test_default_rotation_base_is_10000():
     got = buf.update(torch.zeros(1, 3, 16, dtype=torch.float64))
     want = torch.stack([0.5 * naive_rotate(v, -1, 100.0) for v in x])
     assert torch.allclose(got[0], want, atol=1e-12)
+
+
+def test_closed_form_at_the_last_step():
+    """t may equal max_steps (the bound is inclusive): the state x^(T) after the last turn."""
+    g = torch.Generator().manual_seed(9)
+    d, T = 8, 5
+    e = torch.randn(3, d, generator=g, dtype=torch.float64)
+    starts = torch.tensor([[[0, 2, 4]]])
+    for cfg in (HistoryConfig(kind="sum"), HistoryConfig(kind="her", gamma=0.8)):
+        closed = closed_form(e[None, None], starts, torch.tensor([T]), cfg, T)
+        buf = HistoryBuffer(cfg)
+        for s in range(T + 1):
+            a = buf.update(e[0 if s < 2 else (1 if s < 4 else 2)][None, None])
+        assert torch.allclose(closed, a, atol=1e-9), cfg.kind

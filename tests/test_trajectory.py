@@ -232,3 +232,18 @@ def test_topk_proposal_per_position_with_fallback():
         else:
             assert ((col == 10 + i) | (col == 20 + i)).all(), i
             assert abs(float((col == 10 + i).float().mean()) - 0.8) < 0.03, i
+
+
+def test_rule_codes_and_frozen_settings():
+    """The rule codes stored per position are KEEP 0, WRONG 1, MASK 2; settings objects are immutable."""
+    import dataclasses
+
+    assert (KEEP, WRONG, MASK) == (0, 1, 2)
+    g = torch.Generator().manual_seed(15)
+    target = torch.zeros(50, 6, dtype=torch.long)
+    editable = torch.ones_like(target, dtype=torch.bool)
+    editable[:, 0] = False
+    inst = build_instances(target, editable, 4, 9, UniformProposal(range(9)), g, EditSetSize("count", 2, 2), 0.5)
+    assert set(inst.rule.unique().tolist()) == {0, 1, 2} and (inst.rule[:, 0] == 0).all()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        EditSetSize().low = 0.5
