@@ -160,3 +160,14 @@ def test_mdm_corrupt_mask_rate_is_p():
     none = torch.zeros(1, 4, dtype=torch.bool)
     logits = torch.randn(1, 4, 7, generator=g)
     assert float(mdm_loss(logits, target[:1, :4], none, torch.tensor([0.5]), none)) == 0.0
+
+
+def test_mdm_loss_row_with_one_editable_position():
+    """|editable_b| = 1 divides by 1; an all-ignored RM batch costs 0, not NaN."""
+    logits = torch.zeros(1, 3, 4)
+    target = torch.tensor([[1, 2, 3]])
+    editable = torch.tensor([[False, True, False]])
+    masked = editable.clone()
+    assert abs(float(mdm_loss(logits, target, masked, torch.tensor([0.5]), editable)) - math.log(4) / 0.5) < 1e-6
+    out = rm_loss(logits, target, target, torch.zeros(1, 3, dtype=torch.bool), 3)
+    assert float(out.total) == 0.0 and out.counts == {"reveal": 0, "mask": 0, "keep": 0}

@@ -111,6 +111,7 @@ def test_reveal_counts_match_naive_plans():
             got = reveal_counts(n, steps, schedule)
             want = torch.tensor([naive_plan(int(k), steps, schedule) for k in n])
             assert torch.equal(got, want), (schedule, steps)
+    assert torch.equal(reveal_counts(torch.tensor([7]), 3), torch.tensor([[3, 2, 2]]))  # linear by default
     with pytest.raises(ValueError, match=r"^steps must be positive, got 0$"):
         reveal_counts(torch.tensor([3]), 0)
     with pytest.raises(ValueError, match=r"^schedule must be 'linear' or 'cosine', got 'exp'$"):
