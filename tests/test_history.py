@@ -44,6 +44,8 @@ CONFIGS = [
     HistoryConfig(kind="her", gamma=1.0),
     HistoryConfig(kind="her", gamma=0.7, mode="absolute"),
     HistoryConfig(kind="decay", gamma=0.7, mode="absolute"),
+    HistoryConfig(kind="her", gamma=0.8, base=100.0),
+    HistoryConfig(kind="her", gamma=0.8, base=100.0, mode="absolute"),
 ]
 
 
@@ -125,3 +127,52 @@ def test_bad_history_config_names_the_key():
         HistoryConfig(kind="rotary")
     with pytest.raises(ValueError, match="history.gamma"):
         HistoryConfig(gamma=1.5)
+
+
+def test_config_defaults_from_dict_and_validation():
+    """Defaults (her, gamma 0.9, base 10000, relative); from_dict; every bad value names its key."""
+    c = HistoryConfig()
+    assert (c.kind, c.gamma, c.base, c.mode) == ("her", 0.9, 10000.0, "relative")
+    assert HistoryConfig.from_dict(None) == c and HistoryConfig.from_dict({}) == c
+    assert HistoryConfig.from_dict({"kind": "sum", "gamma": 0.5}) == HistoryConfig(kind="sum", gamma=0.5)
+    # decay is gamma only where the variant uses it; rotation only for HER
+    assert [(HistoryConfig(kind=k, gamma=0.5).decay, HistoryConfig(kind=k).rotate, HistoryConfig(kind=k).enabled)
+            for k in ("none", "sum", "decay", "her")] == [(1.0, False, False), (1.0, False, True), (0.5, False, True),
+                                                          (0.5, True, True)]
+    HistoryConfig(gamma=1.0)  # the closed end of (0, 1]
+    for bad, msg in (({"kind": "rotary"}, r"^history\.kind must be one of \('none', 'sum', 'decay', 'her'\), got 'rotary'$"),
+                     ({"mode": "abs"}, r"^history\.mode must be one of \('relative', 'absolute'\), got 'abs'$"),
+                     ({"gamma": 0.0}, r"^history\.gamma must be in \(0, 1\], got 0\.0$"),
+                     ({"gamma": 1.5}, r"^history\.gamma must be in \(0, 1\], got 1\.5$")):
+        with pytest.raises(ValueError, match=msg):
+            HistoryConfig(**bad)
+    with pytest.raises(ValueError, match=r"^HER needs an even embedding width, got 7$"):
+        rotate(torch.zeros(2, 7), 1)
+
+
+def test_default_rotation_base_is_10000():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(3, 16, generator=g, dtype=torch.float64)
+    want = torch.stack([naive_rotate(v, -2, 10000.0) for v in x])
+    assert torch.allclose(rotate(x, -2), want, atol=1e-12)
+    # the HER buffer uses cfg.base
+    cfg = HistoryConfig(kind="her", gamma=0.5, base=100.0)
+    buf = HistoryBuffer(cfg)
+    buf.update(x[None])
+    got = buf.update(torch.zeros(1, 3, 16, dtype=torch.float64))
+    want = torch.stack([0.5 * naive_rotate(v, -1, 100.0) for v in x])
+    assert torch.allclose(got[0], want, atol=1e-12)
+
+
+def test_closed_form_at_the_last_step():
+    """t may equal max_steps (the bound is inclusive): the state x^(T) after the last turn."""
+    g = torch.Generator().manual_seed(9)
+    d, T = 8, 5
+    e = torch.randn(3, d, generator=g, dtype=torch.float64)
+    starts = torch.tensor([[[0, 2, 4]]])
+    for cfg in (HistoryConfig(kind="sum"), HistoryConfig(kind="her", gamma=0.8)):
+        closed = closed_form(e[None, None], starts, torch.tensor([T]), cfg, T)
+        buf = HistoryBuffer(cfg)
+        for s in range(T + 1):
+            a = buf.update(e[0 if s < 2 else (1 if s < 4 else 2)][None, None])
+        assert torch.allclose(closed, a, atol=1e-9), cfg.kind

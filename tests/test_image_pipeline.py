@@ -247,6 +247,14 @@ def test_missing_checkpoint_and_data_name_what_to_get(tmp_path):
 
 # --------------------------------------------------------------------------- the workflow
 
+def _deep_update(base: dict, over: dict) -> None:
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(base.get(k), dict):
+            _deep_update(base[k], v)
+        else:
+            base[k] = v
+
+
 @pytest.mark.parametrize("paper", [False, True])
 def test_image_dag_in_dry_run(workdir, paper):
     args = ["-n", "-p", "all"] + (["--configfile", "config/paper.yaml"] if paper else [])
@@ -255,9 +263,22 @@ def test_image_dag_in_dry_run(workdir, paper):
     for rule in ("image_data", "image_vq", "image_tokens", "image_base", "image_train", "image_eval", "table1"):
         assert f"rule {rule}:" in r.stdout, rule
     assert r.stdout.count("rule image_eval:") == 3 and r.stdout.count("rule image_train:") == 2
-    shells = [line for line in r.stdout.splitlines() if "image-train" in line]
-    # SFT and RM get the same `train` section (equal budgets)
-    trains = {json.loads(s.split("--params ")[1].split("' ")[0].strip("'"))["train"]["steps"] for s in shells}
-    assert len(trains) == 1
+    # SFT gets the `sft` settings, RM the `rm` settings, both the same `train` budget and model
+    # (the values the configuration holds, as Snakemake merges --configfile over config.yaml)
+    expected = yaml.safe_load((ROOT / "config.yaml").read_text())
+    if paper:
+        _deep_update(expected, yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
+    expected = expected["image"]
+    params = {}
+    for line in r.stdout.splitlines():
+        if "image-train" in line:
+            model = line.split("--model ")[1].split()[0]
+            params[model] = json.loads(line.split("--params ")[1].split("' ")[0].strip("'"))
+    assert set(params) == {"sft", "rm"}
+    assert params["sft"]["sft"] == expected["sft"] and "rm" not in params["sft"]
+    assert params["rm"]["rm"] == expected["rm"] and "sft" not in params["rm"]
+    for which in ("sft", "rm"):
+        for key in ("train", "model", "text", "cfg_dropout"):
+            assert params[which][key] == expected[key], (which, key)
     if paper:
         assert '"kind": "dimoo"' in r.stdout and '"n_train": 85000' in r.stdout

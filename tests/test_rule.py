@@ -3,7 +3,7 @@
 import torch
 
 from fakes import TableDenoiser
-from rm_core.history import HistoryConfig, model_input
+from rm_core.history import HistoryConfig
 from rm_core.rule import decision_rule, rm_sample
 
 
@@ -54,23 +54,20 @@ def test_ties_keep_and_non_edit_positions_never_change():
 
 
 def naive_rm_sample(model, x0, editable, steps, cfg):
-    """Materialise every state and recompute the history from scratch at each step."""
-    states = [x0.clone()]
-    gamma = 1.0 if cfg.kind in ("none", "sum") else cfg.gamma
-    from test_history import naive_rotate
+    """Materialise every state and recompute the history and its RMSNorm from scratch at each step."""
+    from test_model_input import naive_input_one
 
+    states = [x0.clone()]
+    wte = model.wte.detach().double()
+    B, N = x0.shape
     for t in range(steps):
         x = states[-1]
-        E = [model.embed(s).detach().double() for s in states]
-        a = torch.zeros_like(E[-1])
-        for k in range(t + 1):
-            v = E[k]
-            if cfg.kind == "her":
-                v = torch.stack([torch.stack([naive_rotate(v[b, i], k - t) for i in range(v.shape[1])]) for b in range(v.shape[0])])
-            a = a + (gamma ** (t - k) if cfg.kind != "none" else float(k == t)) * v
-        e = E[-1]
-        inp = model_input(a.float(), e.float(), editable) if cfg.kind != "none" else e.float()
-        logits = model.logits(inp)
+        inp = torch.zeros(B, N, wte.shape[1], dtype=torch.float64)
+        for b in range(B):
+            for i in range(N):
+                embs = [wte[int(s[b, i])].tolist() for s in states]
+                inp[b, i] = torch.tensor(naive_input_one(embs, t, cfg, bool(editable[b, i])), dtype=torch.float64)
+        logits = model.logits(inp.float())
         states.append(naive_rule(logits, x, editable, model.mask_id))
     return torch.stack(states, 1)
 
@@ -80,20 +77,90 @@ def test_rm_sample_matches_naive_loop_with_history():
     g = torch.Generator().manual_seed(5)
     x0 = torch.randint(0, 7, (3, 6), generator=g)
     editable = torch.tensor([[0, 1, 1, 1, 1, 1]] * 3, dtype=torch.bool)
-    for cfg in (HistoryConfig(kind="none"), HistoryConfig(kind="sum"), HistoryConfig(kind="her", gamma=0.8)):
+    for cfg in (HistoryConfig(kind="none"), HistoryConfig(kind="sum"), HistoryConfig(kind="decay", gamma=0.6),
+                HistoryConfig(kind="her", gamma=0.8)):
         res = rm_sample(model, x0, editable, steps=4, history=cfg, return_trajectory=True)
         ref = naive_rm_sample(model, x0, editable, 4, cfg)
         assert torch.equal(res.trajectory, ref), cfg
         assert torch.equal(res.x, ref[:, -1])
 
 
-def test_early_stop_and_turns():
-    model = TableDenoiser(vocab_size=5, d=4, n_positions=4, seed=0)
-    x0 = torch.full((2, 4), model.mask_id)
-    editable = torch.ones(2, 4, dtype=torch.bool)
-    full = rm_sample(model, x0, editable, steps=8, return_trajectory=True)
-    stopped = rm_sample(model, x0, editable, steps=8, early_stop=True, return_trajectory=True)
-    # without history the input depends only on x, so a fixed point stays fixed
-    assert torch.equal(stopped.x, full.x)
-    assert stopped.trajectory.shape[1] <= full.trajectory.shape[1]
-    assert (full.turns >= 1).all() and (full.turns <= 8).all()
+class ScriptedDenoiser(torch.nn.Module):
+    """One-hot input; logits depend only on the current token: BAD -> re-mask, M -> reveal GOOD,
+    GOOD -> keep. A row [BAD, GOOD] goes BAD -> M (turn 1) -> GOOD (turn 2) and then stays fixed."""
+
+    GOOD, BAD, mask_id = 0, 1, 2
+
+    def __init__(self):
+        super().__init__()
+        self.calls = 0
+        table = torch.zeros(3, 3)
+        table[self.BAD] = torch.tensor([0.0, 1.0, 5.0])  # p(M) > p(BAD): re-mask
+        table[self.mask_id] = torch.tensor([4.0, 1.0, 6.0])  # reveal argmax over v != M: GOOD
+        table[self.GOOD] = torch.tensor([5.0, 0.0, 1.0])  # p(GOOD) > p(M): keep
+        self.table = table
+
+    def embed(self, ids):
+        return torch.nn.functional.one_hot(ids, 3).float()
+
+    def logits(self, inputs_embeds, attention_mask=None):
+        self.calls += 1
+        return inputs_embeds @ self.table
+
+
+def test_default_runs_all_turns_and_early_stop_stops_at_the_fixed_point():
+    G, Bd, M = ScriptedDenoiser.GOOD, ScriptedDenoiser.BAD, ScriptedDenoiser.mask_id
+    x0 = torch.tensor([[Bd, G, G], [G, G, G], [M, Bd, G]])
+    editable = torch.ones(3, 3, dtype=torch.bool)
+    want = torch.tensor([  # (B, 4, N): x^(0..3); every row is fixed from x^(2) on
+        [[Bd, G, G], [M, G, G], [G, G, G], [G, G, G]],
+        [[G, G, G], [G, G, G], [G, G, G], [G, G, G]],
+        [[M, Bd, G], [G, M, G], [G, G, G], [G, G, G]],
+    ])
+    model = ScriptedDenoiser()
+    full = rm_sample(model, x0, editable, steps=7, return_trajectory=True)
+    assert model.calls == 7 and full.trajectory.shape == (3, 8, 3)  # the default runs all T turns
+    assert torch.equal(full.trajectory[:, :4], want)
+    assert (full.trajectory[:, 4:] == G).all()
+    assert full.turns.tolist() == [2, 0, 2]  # the last turn that changed each row (0: never changed)
+    model = ScriptedDenoiser()
+    stopped = rm_sample(model, x0, editable, steps=7, early_stop=True, return_trajectory=True)
+    # turn 3 changes nothing: stop after it, with x^(0..3)
+    assert model.calls == 3 and torch.equal(stopped.trajectory, want)
+    assert torch.equal(stopped.x, full.x) and stopped.turns.tolist() == [2, 0, 2]
+    # a row that keeps changing is not stopped by a row at its fixed point
+    model = ScriptedDenoiser()
+    late = rm_sample(model, torch.tensor([[G, G, G], [Bd, Bd, G]]), torch.ones(2, 3, dtype=torch.bool), steps=7,
+                     early_stop=True)
+    assert model.calls == 3 and late.turns.tolist() == [0, 2]
+
+
+def test_turns_match_naive_on_random_model():
+    """turns = the last 1-based turn whose state differs from the previous one, per row."""
+    model = TableDenoiser(vocab_size=6, d=6, n_positions=5, seed=2)
+    g = torch.Generator().manual_seed(9)
+    x0 = torch.randint(0, 6, (8, 5), generator=g)
+    editable = torch.rand(8, 5, generator=g) < 0.8
+    for cfg in (HistoryConfig(kind="none"), HistoryConfig(kind="her", gamma=0.9)):
+        res = rm_sample(model, x0, editable, steps=6, history=cfg, return_trajectory=True)
+        traj = res.trajectory
+        for b in range(8):
+            last = 0
+            for t in range(1, 7):
+                if not torch.equal(traj[b, t], traj[b, t - 1]):
+                    last = t
+            assert int(res.turns[b]) == last, (cfg.kind, b)
+
+
+def test_sampling_defaults_no_trajectory_no_autograd():
+    """Without return_trajectory no states are kept; the model runs without building a graph."""
+    grad_seen = []
+
+    class Spy(TableDenoiser):
+        def logits(self, inputs_embeds, attention_mask=None):
+            grad_seen.append(torch.is_grad_enabled())
+            return super().logits(inputs_embeds, attention_mask)
+
+    model = Spy(vocab_size=5, d=4, n_positions=3, seed=0)
+    res = rm_sample(model, torch.full((2, 3), model.mask_id), torch.ones(2, 3, dtype=torch.bool), steps=2)
+    assert res.trajectory is None and grad_seen == [False, False]

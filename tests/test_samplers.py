@@ -1,5 +1,8 @@
 """Low-confidence remasking against a naive loop."""
 
+import math
+
+import pytest
 import torch
 
 from fakes import TableDenoiser
@@ -54,3 +57,98 @@ def test_reveal_counts_sum_and_blocks():
     assert not (after_first_block[:, :4] == model.mask_id).any()
     assert (after_first_block[:, 4:] == model.mask_id).all()
     assert not (x == model.mask_id).any()
+
+
+def naive_plan(n, steps, schedule):
+    """Tokens to commit per step: LLaDA's even split (remainder first) or MaskGIT's cosine."""
+    if schedule == "linear":
+        return [n // steps + (1 if s < n % steps else 0) for s in range(steps)]
+    remaining = [math.floor(n * math.cos(math.pi / 2 * (s + 1) / steps)) for s in range(steps)]
+    remaining[-1] = 0
+    prev = [n] + remaining[:-1]
+    return [a - b for a, b in zip(prev, remaining)]
+
+
+def naive_blocks_low_conf(model, x0, editable, steps, block_length, schedule):
+    """Blocks of ``block_length`` editable positions, left to right, steps // n_blocks steps each;
+    per step commit the plan's count of most confident argmax (non-MASK) predictions."""
+    x = x0.clone()
+    B, N = x.shape
+    n_blocks = max(1, math.ceil(int(editable.sum(-1).max()) / block_length))
+    spb = max(1, steps // n_blocks)
+    states = [x.clone()]
+    for blk in range(n_blocks):
+        members = []
+        for b in range(B):
+            ed = [i for i in range(N) if editable[b, i]]
+            members.append(set(ed[blk * block_length:(blk + 1) * block_length]))
+        plans = [naive_plan(sum(int(x[b, i] == model.mask_id) for i in members[b]), spb, schedule) for b in range(B)]
+        for s in range(spb):
+            if not any(p[s] for p in plans):
+                continue
+            logits = model.logits(model.embed(x)).detach()
+            nxt = x.clone()
+            for b in range(B):
+                cands = []
+                for i in sorted(members[b]):
+                    if x[b, i] == model.mask_id:
+                        l = logits[b, i].clone()
+                        l[model.mask_id] = -float("inf")
+                        v = int(l.argmax())
+                        cands.append((float(torch.softmax(logits[b, i], -1)[v]), -i, i, v))
+                cands.sort(reverse=True)
+                for _, _, i, v in cands[: plans[b][s]]:
+                    nxt[b, i] = v
+            x = nxt
+            states.append(x.clone())
+    return x, torch.stack(states, 1)
+
+
+def test_reveal_counts_match_naive_plans():
+    for schedule in ("linear", "cosine"):
+        for steps in (1, 2, 3, 5, 8):
+            n = torch.arange(0, 30)
+            got = reveal_counts(n, steps, schedule)
+            want = torch.tensor([naive_plan(int(k), steps, schedule) for k in n])
+            assert torch.equal(got, want), (schedule, steps)
+    assert torch.equal(reveal_counts(torch.tensor([7]), 3), torch.tensor([[3, 2, 2]]))  # linear by default
+    with pytest.raises(ValueError, match=r"^steps must be positive, got 0$"):
+        reveal_counts(torch.tensor([3]), 0)
+    with pytest.raises(ValueError, match=r"^schedule must be 'linear' or 'cosine', got 'exp'$"):
+        reveal_counts(torch.tensor([3]), 2, "exp")
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+def test_blocks_and_schedules_match_naive(schedule):
+    model = TableDenoiser(vocab_size=9, d=6, n_positions=14, seed=4)
+    g = torch.Generator().manual_seed(8)
+    x0 = torch.randint(0, 8, (4, 14), generator=g)
+    editable = torch.rand(4, 14, generator=g) < 0.8
+    editable[:, :2] = False
+    x0[editable & (torch.rand(4, 14, generator=g) < 0.85)] = model.mask_id
+    for steps, block in ((7, None), (12, 5), (9, 4), (2, 3), (14, 1), (6, 20)):
+        got, traj = low_confidence_sample(model, x0, editable, steps, block_length=block, schedule=schedule,
+                                          return_trajectory=True)
+        want, want_traj = naive_blocks_low_conf(model, x0, editable, steps, block or 14, schedule)
+        assert torch.equal(got, want) and torch.equal(traj, want_traj), (steps, block)
+        assert torch.equal(got[~editable], x0[~editable])
+
+
+def test_forbidden_ids_are_never_revealed_and_attention_mask_is_passed():
+    seen = []
+
+    class Spy(TableDenoiser):
+        def logits(self, inputs_embeds, attention_mask=None):
+            seen.append(attention_mask)
+            return super().logits(inputs_embeds, attention_mask)
+
+    model = Spy(vocab_size=6, d=4, n_positions=8, seed=5)
+    x0 = torch.full((5, 8), model.mask_id)
+    editable = torch.ones(5, 8, dtype=torch.bool)
+    free = low_confidence_sample(model, x0, editable, steps=4)
+    assert (free == 0).any() and (free == 1).any()  # the unconstrained argmax does use 0 and 1
+    am = torch.ones(5, 8, dtype=torch.long)
+    seen.clear()
+    got = low_confidence_sample(model, x0, editable, steps=4, forbid_ids=[0, 1], attention_mask=am)
+    assert not ((got == 0) | (got == 1) | (got == model.mask_id)).any()
+    assert len(seen) == 4 and all(a is am for a in seen)

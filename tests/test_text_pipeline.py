@@ -150,37 +150,85 @@ def test_mini_path_tiny(tmp_path):
 
 
 def test_training_layout_matches_evaluation(tmp_path):
+    """PairEncoder rows written out by hand: [PAD]* prompt [SEP] | response [EOS]*, the answer region
+    editable, attention 0 on the padding only; evaluation's rows have the same prompt block, MASKs after."""
     cfg = mini_cfg()
     text.make_data(cfg, 0, str(tmp_path))
     pairs = pd.read_parquet(tmp_path / "train_pairs.parquet")
     from rm_core.tasks.text.tokenizer import CharTokenizer
 
     tok = CharTokenizer()
+    P, G = cfg["layout"]["prompt_len"], cfg["layout"]["gen_length"]
     enc = text.PairEncoder(tok, cfg, pairs)
-    b = enc.batch([0, 1])
-    lay = batch_layout(tok, list(pairs["prompt"][:2]), cfg["layout"]["gen_length"], prompt_len=cfg["layout"]["prompt_len"])
-    assert (b["ids"][~b["editable"]] == lay["ids"][~lay["editable"]]).all()
-    assert (b["editable"] == lay["editable"]).all() and (b["attention_mask"] == lay["attention_mask"]).all()
+    idx = [0, 1, len(pairs) - 1]
+    b = enc.batch(idx)
+    lay = batch_layout(tok, [pairs["prompt"][i] for i in idx], G, prompt_len=P)
+    assert b["ids"].shape == (3, P + G)
+    for row, i in enumerate(idx):
+        prompt = list(tok.encode(pairs["prompt"][i])) + [tok.sep_id]
+        prompt = prompt[-P:]
+        resp = list(tok.encode(pairs["response"][i]))
+        want = [tok.pad_id] * (P - len(prompt)) + prompt + resp + [tok.eos_id] * (G - len(resp))
+        assert b["ids"][row].tolist() == want, i
+        assert b["editable"][row].tolist() == [False] * P + [True] * G
+        assert b["attention_mask"][row].tolist() == [0] * (P - len(prompt)) + [1] * (len(prompt) + G)
+        # evaluation: the same prompt block, the answer region all MASK
+        assert lay["ids"][row].tolist() == want[:P] + [tok.mask_id] * G
+        assert torch.equal(lay["editable"][row], b["editable"][row])
+        assert torch.equal(lay["attention_mask"][row], b["attention_mask"][row])
 
 
 def test_rm_objective_draws_wrong_tokens_from_the_probe():
-    """Every wrong token of an RM instance comes from its position's cached top-k, never the target."""
+    """rm_objective on the real encoder: every wrong token of an instance comes from its answer
+    position's cached top-k (aligned to the answer region), never the target; the loss is Eq. 4."""
+    from fakes import TableDenoiser
+    from rm_core.objective import rm_loss
     from rm_core.tasks.text.tokenizer import CharTokenizer
-    from rm_core.trajectory import TopKProposal, UniformProposal, WRONG, build_instances, EditSetSize
 
     tok = CharTokenizer()
+    cfg = mini_cfg()
+    cfg["rm"].update(p_wrong=1.0, edit_set={"kind": "all", "low": 0.0, "high": 1.0},
+                     history={"kind": "none"})
+    pairs = pd.DataFrame({"id": ["a", "b", "c"], "task": ["math"] * 3,
+                          "prompt": ["1+2=", "what is 3*3?", "x"], "response": ["3", "9 is it", "yes"]})
+    enc = text.PairEncoder(tok, cfg, pairs)
+    P, G = cfg["layout"]["prompt_len"], cfg["layout"]["gen_length"]
+    answers = torch.stack([enc.batch([i])["ids"][0, P:] for i in range(3)])  # (3, G) targets
+    pos = torch.arange(G)
+    # per answer position j: [target, 10 + j, 50 + j] with probs 0.6 / 0.3 / 0.1 (position-specific ids)
+    topk_ids = torch.stack([answers, (10 + pos).expand(3, G), (50 + pos).expand(3, G)], -1)
+    topk_probs = torch.tensor([0.6, 0.3, 0.1]).expand(3, G, 3).contiguous()
+    seen = {}
+
+    class Spy(TableDenoiser):
+        def embed(self, ids):
+            seen.setdefault("z", ids.clone())  # rm_model_input embeds the state z first
+            return super().embed(ids)
+
+        def logits(self, inputs_embeds, attention_mask=None):
+            seen["logits"] = super().logits(inputs_embeds, attention_mask)
+            return seen["logits"]
+
+    model = Spy(vocab_size=tok.vocab_size, d=8, n_positions=P + G, seed=0, mask_id=tok.mask_id)
+    loss_fn = text_train.rm_objective(enc, topk_ids, topk_probs, tok, cfg, batch_size=64)
     g = torch.Generator().manual_seed(0)
-    target = torch.randint(4, 100, (64, 10), generator=g)
-    ids = torch.stack([target, (target + 1) % 96 + 4, (target + 2) % 96 + 4], -1)
-    probs = torch.tensor([0.8, 0.15, 0.05]).expand(64, 10, 3)
-    prop = TopKProposal(ids, probs, UniformProposal(range(4, 100)))
-    inst = build_instances(target, torch.ones_like(target, dtype=torch.bool), 6, tok.mask_id, prop, g,
-                           EditSetSize("all"), 1.0, t=torch.zeros(64, dtype=torch.long))
-    w = inst.z[inst.rule == WRONG]
-    allowed = ids[..., 1:][inst.rule == WRONG]
-    assert len(w) > 0 and (w[:, None] == allowed).any(-1).all()
-    share = (inst.z == ids[..., 1])[inst.rule == WRONG].float().mean()
-    assert 0.65 < share < 0.85  # 0.15 / (0.15 + 0.05) = 0.75 after removing the target
+    total, parts = loss_fn(model, 0, g)
+    z = seen["z"]
+    g2 = torch.Generator().manual_seed(0)
+    idx = text_train._sample_idx(3, 64, g2)  # the rows the objective drew (same generator state)
+    target = torch.stack([enc.batch([int(i)])["ids"][0] for i in idx])
+    assert torch.equal(z[:, :P], target[:, :P])  # the prompt is never corrupted
+    za, ta = z[:, P:], target[:, P:]
+    wrong = (za != tok.mask_id) & (za != ta)
+    assert int(wrong.sum()) > 100
+    first, second = (10 + pos).expand_as(za), (50 + pos).expand_as(za)
+    assert ((za == first) | (za == second))[wrong].all()  # from the position's own top-k, target removed
+    share = float((za == first)[wrong].float().mean())
+    assert 0.70 < share < 0.80  # 0.3 / (0.3 + 0.1) = 0.75
+    editable = torch.zeros_like(target, dtype=torch.bool)
+    editable[:, P:] = True
+    want = rm_loss(seen["logits"], z, target, editable, tok.mask_id, eps=1e-8)
+    assert abs(float(total.detach()) - float(want.total)) < 1e-6 and parts["n_mask"] == int(wrong.sum())
 
 
 def test_probe_cache_recomputed_when_settings_change(tmp_path):

@@ -1,5 +1,6 @@
 """Appendix C: boundaries, segments, proposals — per-position checks written as loops."""
 
+import pytest
 import torch
 
 from rm_core.trajectory import (KEEP, MASK, WRONG, EditSetSize, SourceProposal, TopKProposal, UniformProposal,
@@ -41,17 +42,81 @@ def test_trajectory_rules_per_position():
     assert n_wrong > 50 and n_mask > 50
 
 
-def test_boundary_distributions_are_uniform():
-    T, M = 6, 9
-    g = torch.Generator().manual_seed(1)
-    target = torch.zeros(4000, 1, dtype=torch.long)
-    inst = build_instances(target, torch.ones_like(target, dtype=torch.bool), T, M, UniformProposal(range(9)), g,
-                           EditSetSize("all"), p_wrong=1.0)
-    beta = inst.seg_starts[:, 0, 1]
-    counts = torch.bincount(beta, minlength=T)[1:T].float()
-    assert (counts / counts.sum() - 1 / (T - 1)).abs().max() < 0.03
-    ts = torch.bincount(inst.t, minlength=T).float()
-    assert (ts / ts.sum() - 1 / T).abs().max() < 0.03
+def chi2_pvalue(counts, probs):
+    """Pearson's chi-square goodness-of-fit p-value of observed ``counts`` against cell ``probs``."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    probs = torch.as_tensor(probs, dtype=torch.float64)
+    assert abs(float(probs.sum()) - 1) < 1e-9 and (probs > 0).all()
+    expected = counts.sum() * probs
+    stat = ((counts - expected) ** 2 / expected).sum()
+    df = torch.tensor(len(counts) - 1.0, dtype=torch.float64)
+    return float(torch.special.gammaincc(df / 2, stat / 2))  # chi2.sf(stat, df)
+
+
+# Seeded, so each check is deterministic; a p-value below 1e-3 rejects the spec (a correct sampler
+# would do that for 0.1% of seeds). Every cell expects hundreds of draws, so the chi-square holds.
+P_MIN = 1e-3
+
+
+def _wrong_and_mask_draws(T, n, seed):
+    g = torch.Generator().manual_seed(seed)
+    target = torch.zeros(n, 1, dtype=torch.long)
+    ones = torch.ones_like(target, dtype=torch.bool)
+    wrong = build_instances(target, ones, T, 9, UniformProposal(range(9)), g, EditSetSize("all"), p_wrong=1.0)
+    mask = build_instances(target, ones, T, 9, UniformProposal(range(9)), g, EditSetSize("all"), p_wrong=0.0)
+    assert (wrong.rule == WRONG).all() and (mask.rule == MASK).all()
+    return wrong, mask
+
+
+def test_boundary_distributions_match_appendix_c():
+    """wrong: beta ~ U{1..T-1}, then mu ~ U{beta+1..T} (the joint law); mask: mu ~ U{1..T}; t ~ U{0..T-1}."""
+    for T in (2, 3, 6):
+        wrong, mask = _wrong_and_mask_draws(T, 12000, seed=T)
+        traj = materialise(wrong, T)[:, :, 0]
+        cells, probs = [], []
+        beta = (traj == 9).long().argmax(1)  # first MASK step
+        mu = (traj == 0).long().argmax(1)  # first target step
+        assert torch.equal(beta, wrong.seg_starts[:, 0, 1]) and torch.equal(mu, wrong.seg_starts[:, 0, 2])
+        for b in range(1, T):
+            for m in range(b + 1, T + 1):
+                cells.append(int(((beta == b) & (mu == m)).sum()))
+                probs.append(1.0 / (T - 1) / (T - b))
+        assert sum(cells) == len(beta)  # no draw outside 1 <= beta < mu <= T
+        if len(cells) > 1:
+            assert chi2_pvalue(cells, probs) > P_MIN, (T, cells)
+        mu_mask = (materialise(mask, T)[:, :, 0] == 0).long().argmax(1)
+        counts = torch.bincount(mu_mask, minlength=T + 1)
+        assert counts[0] == 0 and counts.sum() == len(mu_mask)
+        assert chi2_pvalue(counts[1:], [1.0 / T] * T) > P_MIN, (T, counts)
+        ts = torch.bincount(torch.cat([wrong.t, mask.t]), minlength=T)
+        assert len(ts) == T and chi2_pvalue(ts, [1.0 / T] * T) > P_MIN, (T, ts)
+
+
+def test_rule_draw_follows_p_wrong():
+    """Each edit position is wrong with probability p_wrong, else mask (binomial, 4.5 sigma)."""
+    g = torch.Generator().manual_seed(11)
+    target = torch.zeros(200, 50, dtype=torch.long)
+    for p in (0.2, 0.7):
+        inst = build_instances(target, torch.ones_like(target, dtype=torch.bool), 6, 9, UniformProposal(range(9)), g,
+                               EditSetSize("all"), p_wrong=p)
+        n = target.numel()
+        k = int((inst.rule == WRONG).sum())
+        assert int((inst.rule == MASK).sum()) == n - k
+        assert abs(k - n * p) < 4.5 * (n * p * (1 - p)) ** 0.5, (p, k)
+
+
+def test_chi2_check_rejects_a_wrong_mu_law():
+    """The check above has power: mu drawn U{beta..T} or U{1..T} for wrong positions is rejected."""
+    T = 6
+    wrong, _ = _wrong_and_mask_draws(T, 12000, seed=6)
+    beta = wrong.seg_starts[:, 0, 1]
+    g = torch.Generator().manual_seed(0)
+    u = torch.rand(beta.shape, generator=g)
+    for bad_mu in (torch.clamp(beta + 1 + torch.floor(u * (T - beta + 1)).long(), max=T),  # piles up at T
+                   beta + 1 + torch.floor(u * u * (T - beta)).long()):  # not uniform
+        cells = [int(((beta == b) & (bad_mu == m)).sum()) for b in range(1, T) for m in range(b + 1, T + 1)]
+        probs = [1.0 / (T - 1) / (T - b) for b in range(1, T) for m in range(b + 1, T + 1)]
+        assert chi2_pvalue(cells, probs) < 1e-6
 
 
 def test_uniform_proposal_never_target_and_uniform():
@@ -94,3 +159,91 @@ def test_edit_set_fraction_within_editable():
     assert not (e & ~editable).any()
     frac = e.sum(-1).float() / editable.sum(-1).float()
     assert (frac >= 0.19).all() and (frac <= 0.45).all()
+
+
+def test_edit_set_sizes_and_validation():
+    """count: k ~ U{low..high} capped at the editable count; fraction: ceil(U(low, high) * n), at
+    least 1; all: every editable position. Defaults: fraction U(0, 1). Bad sizes name the key."""
+    assert EditSetSize() == EditSetSize("fraction", 0.0, 1.0)
+    g = torch.Generator().manual_seed(12)
+    editable = torch.ones(6000, 10, dtype=torch.bool)
+    k = sample_edit_set(editable, EditSetSize("count", 2, 5), g).sum(-1)
+    counts = torch.bincount(k, minlength=11)
+    assert counts[:2].sum() == 0 and counts[6:].sum() == 0
+    assert chi2_pvalue(counts[2:6], [0.25] * 4) > P_MIN, counts
+    few = torch.zeros(50, 10, dtype=torch.bool)
+    few[:, :3] = True
+    e = sample_edit_set(few, EditSetSize("count", 5, 8), g)
+    assert torch.equal(e, few)  # capped at the 3 editable positions
+    e = sample_edit_set(few, EditSetSize("fraction", 0.0, 0.0), g)
+    assert (e.sum(-1) == 1).all() and not (e & ~few).any()  # at least one
+    k = sample_edit_set(editable, EditSetSize("fraction", 0.0, 1.0), g).sum(-1)
+    # ceil(u * 10) for u ~ U(0, 1): uniform on 1..10
+    assert chi2_pvalue(torch.bincount(k, minlength=11)[1:], [0.1] * 10) > P_MIN
+    assert torch.equal(sample_edit_set(few, EditSetSize("all"), g), few)
+    for bad, msg in (({"kind": "some"}, r"^edit_set\.kind must be count\|fraction\|all, got 'some'$"),
+                     ({"low": 0.5, "high": 0.2}, r"^edit_set needs 0 <= low <= high, got 0\.5, 0\.2$"),
+                     ({"low": -1.0, "high": 0.2}, r"^edit_set needs 0 <= low <= high, got -1\.0, 0\.2$")):
+        with pytest.raises(ValueError, match=msg):
+            EditSetSize(**bad)
+    EditSetSize("count", 3, 3)  # low == high is allowed
+
+
+def test_uniform_proposal_edge_cases_and_build_defaults():
+    g = torch.Generator().manual_seed(13)
+    with pytest.raises(ValueError, match=r"^a uniform proposal needs at least two candidate ids$"):
+        UniformProposal([3, 3])
+    two = UniformProposal([4, 2])
+    assert torch.equal(two.sample(torch.tensor([2, 4, 2]), g), torch.tensor([4, 2, 4]))
+    # a target outside the candidates: uniform over all of them
+    w = UniformProposal([1, 2, 3]).sample(torch.full((9000,), 7), g)
+    assert chi2_pvalue(torch.bincount(w, minlength=4)[1:], [1 / 3] * 3) > P_MIN
+    assert UniformProposal([1, 2]).allowed(torch.tensor([1, 5])).all()
+    with pytest.raises(ValueError, match=r"^trajectory length T must be >= 2, got 1$"):
+        build_instances(torch.zeros(1, 2, dtype=torch.long), torch.ones(1, 2, dtype=torch.bool), 1, 9,
+                        UniformProposal(range(9)), g)
+    # defaults: edit set U(0, 1) of the editable positions, p_wrong = 0.5
+    target = torch.zeros(3000, 8, dtype=torch.long)
+    inst = build_instances(target, torch.ones_like(target, dtype=torch.bool), 4, 9, UniformProposal(range(9)), g)
+    n = int(inst.edit_set.sum())
+    k = int((inst.rule == WRONG).sum())
+    assert abs(k - n / 2) < 4.5 * (n / 4) ** 0.5
+    assert chi2_pvalue(torch.bincount(inst.edit_set.sum(-1), minlength=9)[1:], [1 / 8] * 8) > P_MIN
+    assert materialise(inst, 4).shape == (3000, 5, 8)
+
+
+
+def test_topk_proposal_per_position_with_fallback():
+    """Many rows and positions, each with its own top-k; where the top-k holds only the target, the
+    uniform fallback is used at that position alone."""
+    g = torch.Generator().manual_seed(14)
+    B, N = 4000, 5
+    target = torch.arange(N).expand(B, N) % 3  # targets 0, 1, 2, 0, 1
+    pos = torch.arange(N)
+    ids = torch.stack([target, 10 + pos.expand(B, N), 20 + pos.expand(B, N)], -1)
+    probs = torch.tensor([0.5, 0.4, 0.1]).expand(B, N, 3).clone()
+    probs[:, 3, 1:] = 0.0  # position 3: only the target has mass -> fallback
+    w = TopKProposal(ids, probs, UniformProposal([30, 31])).sample(target, g)
+    assert w.shape == (B, N)
+    for i in range(N):
+        col = w[:, i]
+        if i == 3:
+            assert ((col == 30) | (col == 31)).all() and abs(float((col == 30).float().mean()) - 0.5) < 0.04
+        else:
+            assert ((col == 10 + i) | (col == 20 + i)).all(), i
+            assert abs(float((col == 10 + i).float().mean()) - 0.8) < 0.03, i
+
+
+def test_rule_codes_and_frozen_settings():
+    """The rule codes stored per position are KEEP 0, WRONG 1, MASK 2; settings objects are immutable."""
+    import dataclasses
+
+    assert (KEEP, WRONG, MASK) == (0, 1, 2)
+    g = torch.Generator().manual_seed(15)
+    target = torch.zeros(50, 6, dtype=torch.long)
+    editable = torch.ones_like(target, dtype=torch.bool)
+    editable[:, 0] = False
+    inst = build_instances(target, editable, 4, 9, UniformProposal(range(9)), g, EditSetSize("count", 2, 2), 0.5)
+    assert set(inst.rule.unique().tolist()) == {0, 1, 2} and (inst.rule[:, 0] == 0).all()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        EditSetSize().low = 0.5
