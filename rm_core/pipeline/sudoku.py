@@ -27,7 +27,8 @@ from ..trajectory import EditSetSize, UniformProposal, build_instances
 log = logging.getLogger(__name__)
 
 METRICS_SCHEMA = """board_id: int64, test board
-exact, valid: bool; conflict_cells, n_wrong_initial, n_remasked_wrong, n_replay, n_changed_correct,
+exact, valid: bool; conflict_cells, n_wrong_initial, n_remasked_wrong, n_replay, n_remask_events,
+n_replay_events, n_changed_correct,
 n_broken_correct, turns_to_fixed_point: int64 (see rm_core.metrics.sudoku)
 variant: string; turns: int64, the number of RM turns the final board was taken at"""
 
@@ -45,17 +46,29 @@ def spec_of(cfg: dict) -> SudokuSpec:
     return SudokuSpec(*cfg["box"])
 
 
-def make_data(cfg: dict, seed: int, out_train: str, out_test: str) -> None:
-    """Solved boards, train/test disjoint; test boards corrupted with ``test_wrong`` wrong digits."""
+def make_data(cfg: dict, seed: int, out_train: str, out_test: str, out_val: str | None = None) -> None:
+    """Solved boards, train/val/test disjoint; val and test corrupted with ``test_wrong`` wrong digits.
+
+    Settings are chosen on the validation boards (``n_val``, ours); the test boards are read only
+    for the final table.
+    """
     spec = spec_of(cfg)
-    train_b, test_b = train_test_boards(cfg["n_train"], cfg["n_test"], spec, seed)
+    n_val = int(cfg.get("n_val", 0)) if out_val else 0
+    train_b, rest = train_test_boards(cfg["n_train"], cfg["n_test"] + n_val, spec, seed)
+    test_b, val_b = rest[: cfg["n_test"]], rest[cfg["n_test"]:]
     # Each test solution is corrupted ``test_corruptions`` times (independent draws): a 4x4
     # Sudoku has only 288 solutions, so this is how the mini test set gets enough boards.
-    test_b = np.repeat(test_b, int(cfg.get("test_corruptions", 1)), axis=0)
+    reps = int(cfg.get("test_corruptions", 1))
+    test_b, val_b = np.repeat(test_b, reps, axis=0), np.repeat(val_b, reps, axis=0)
     corrupted, _ = corrupt_boards(test_b, tuple(cfg["test_wrong"]), seed + 1)
     write_parquet(boards_to_frame(train_b, train_b, "train"), out_train, SCHEMA_DOC)
     write_parquet(boards_to_frame(test_b, corrupted, "test"), out_test, SCHEMA_DOC)
-    log.info("wrote %d train and %d test boards (%dx%d)", len(train_b), len(test_b), spec.n, spec.n)
+    if out_val:
+        if not len(val_b):
+            raise ValueError("sudoku.n_val must be >= 1 to write a validation split")
+        val_corrupted, _ = corrupt_boards(val_b, tuple(cfg["test_wrong"]), seed + 2)
+        write_parquet(boards_to_frame(val_b, val_corrupted, "val"), out_val, SCHEMA_DOC)
+    log.info("wrote %d train, %d val and %d test boards (%dx%d)", len(train_b), len(val_b), len(test_b), spec.n, spec.n)
 
 
 def build_model(cfg: dict, spec: SudokuSpec) -> SmallTransformer:
@@ -63,22 +76,39 @@ def build_model(cfg: dict, spec: SudokuSpec) -> SmallTransformer:
                                                    mask_id=spec.mask_id, **cfg["model"]))
 
 
-def rm_sudoku_loss(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, spec: SudokuSpec):
-    """The RM objective on Sudoku: Appendix C instances with the wrong-digit proposal, Eq. 4 loss."""
+def rm_sudoku_parts(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, spec: SudokuSpec):
+    """The RM objective on Sudoku in two halves: ``make_input(model, g) -> (inputs, aux)`` draws
+    the Appendix C instances (wrong-digit proposal) and builds the History Reference input;
+    ``finish(logits, aux) -> (loss, parts)`` is the Eq. 4 loss. The grouped trainer
+    (rm_core.grouped) runs the backbone between them for several models at once."""
     rm = cfg["rm"]
     T = int(cfg["T"])
     proposal = UniformProposal(range(spec.n))
     edit_size = EditSetSize(**rm["edit_set"])
 
-    def loss_fn(model, step, g):
+    def make_input(model, g):
         idx = torch.randint(0, len(solutions), (cfg["train"]["batch_size"],), generator=g, device=g.device)
         target = solutions.to(g.device)[idx]
         editable = torch.ones_like(target, dtype=torch.bool)
         inst = build_instances(target, editable, T, spec.mask_id, proposal, g, edit_size, rm["p_wrong"])
-        logits = model.logits(rm_model_input(model, inst, editable, history, T))
+        return rm_model_input(model, inst, editable, history, T), (inst, target, editable)
+
+    def finish(logits, aux):
+        inst, target, editable = aux
         w = position_weights(inst.edit_set, editable, rm["other_weight"])
         out = rm_loss(logits, inst.z, target, editable, spec.mask_id, weights=w, eps=rm["eps"])
         return out.total, out.as_floats()
+
+    return make_input, finish
+
+
+def rm_sudoku_loss(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, spec: SudokuSpec):
+    """The RM objective on Sudoku: Appendix C instances with the wrong-digit proposal, Eq. 4 loss."""
+    make_input, finish = rm_sudoku_parts(cfg, history, solutions, spec)
+
+    def loss_fn(model, step, g):
+        inputs, aux = make_input(model, g)
+        return finish(model.logits(inputs), aux)
 
     return loss_fn
 
