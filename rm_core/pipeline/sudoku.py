@@ -17,7 +17,8 @@ from ..backbones.small_transformer import SmallTransformer, SmallTransformerConf
 from ..history import HistoryConfig
 from ..io import read_parquet, write_json, write_parquet
 from ..metrics.sudoku import board_metrics, summarize
-from ..objective import position_weights, rm_loss, rm_model_input
+from ..history_table import rm_model_input_table
+from ..objective import position_weights, rm_loss
 from ..rule import rm_sample
 from ..tasks.sudoku import (SCHEMA_DOC, SudokuSpec, boards_to_frame, corrupt_boards, frame_to_boards,
                             to_tokens, train_test_boards)
@@ -91,7 +92,8 @@ def rm_sudoku_parts(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, 
         target = solutions.to(g.device)[idx]
         editable = torch.ones_like(target, dtype=torch.bool)
         inst = build_instances(target, editable, T, spec.mask_id, proposal, g, edit_size, rm["p_wrong"])
-        return rm_model_input(model, inst, editable, history, T), (inst, target, editable)
+        # Eq. 2 from the (token, lag span) table: equal to rm_model_input, faster (rm_core.history_table)
+        return rm_model_input_table(model, inst, editable, history, T, spec.vocab_size), (inst, target, editable)
 
     def finish(logits, aux):
         inst, target, editable = aux
