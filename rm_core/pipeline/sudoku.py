@@ -6,6 +6,7 @@ config section (``config.yaml: sudoku``) as a plain dict.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -31,7 +32,8 @@ METRICS_SCHEMA = """board_id: int64, test board
 exact, valid: bool; conflict_cells, n_wrong_initial, n_remasked_wrong, n_replay, n_remask_events,
 n_replay_events, n_changed_correct,
 n_broken_correct, turns_to_fixed_point: int64 (see rm_core.metrics.sudoku)
-variant: string; turns: int64, the number of RM turns the final board was taken at"""
+variant: string; turns: int64, the number of RM turns the final board was taken at
+seed: int64, the training seed (run.json of the model; -1 if unknown)"""
 
 TRAJECTORY_SCHEMA = """board_id: int64, test board
 variant: string
@@ -152,7 +154,9 @@ def evaluate(cfg: dict, variant: str, model_dir: str, test_path: str, out_metric
     traj = np.concatenate(trajs)
     metrics = board_metrics(sol_t, to_tokens(initial, spec), traj[:, : T + 1], spec.mask_id, spec)
     metrics.insert(0, "board_id", ids)
+    run = Path(model_dir) / "run.json"
     metrics["variant"], metrics["turns"] = variant, T
+    metrics["seed"] = int(json.loads(run.read_text())["seed"]) if run.exists() else -1
     write_parquet(metrics, out_metrics, METRICS_SCHEMA)
     scaling = []
     for k in range(1, turns + 1):
@@ -168,6 +172,28 @@ def evaluate(cfg: dict, variant: str, model_dir: str, test_path: str, out_metric
     return summary
 
 
+TABLE2_COLUMNS = {"Exact Acc (%)": "exact_acc", "Valid Rate (%)": "valid_rate",
+                  "Replay Mistake (%)": "replay_mistake", "Conflict Cells / board": "conflict_cells_per_board"}
+
+
+def seed_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per variant (rows in first-seen order): the mean of each Table 2 metric over seeds, then
+    "<metric> ± 95%": the half-width t_{0.975, n-1} * sd / sqrt(n) (NaN with one seed), and the
+    per-seed exact accuracies."""
+    from scipy import stats
+
+    rows = {}
+    for variant, part in per_seed.groupby("variant", sort=False):
+        n = len(part)
+        r = {col: float(part[col].mean()) for col in TABLE2_COLUMNS}
+        for col in TABLE2_COLUMNS:
+            r[f"{col} ± 95%"] = (float(stats.t.ppf(0.975, n - 1) * part[col].std(ddof=1) / np.sqrt(n))
+                                 if n > 1 else float("nan"))
+        r["Exact per seed"] = ", ".join(f"s{int(s)}: {v:.1f}" for s, v in zip(part["seed"], part["Exact Acc (%)"]))
+        rows[variant] = r
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[str], traj_path: str,
            table_stem: str, fig_traj_stem: str, fig_scaling_stem: str) -> pd.DataFrame:
     """Table 2 beside the paper's numbers, a trajectory figure and the turns-vs-accuracy curve.
@@ -180,27 +206,35 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[
     table_stem, fig_traj_stem, fig_scaling_stem = (Path(p).with_suffix("") for p in
                                                     (table_stem, fig_traj_stem, fig_scaling_stem))
 
-    rows = {}
+    per_seed = []
     for p in metrics_paths:
         df = read_parquet(p)
         s = summarize(df)
-        rows[df["variant"].iloc[0]] = {"Exact Acc (%)": s["exact_acc"], "Valid Rate (%)": s["valid_rate"],
-                                       "Replay Mistake (%)": s["replay_mistake"],
-                                       "Conflict Cells / board": s["conflict_cells_per_board"]}
-    ours = pd.DataFrame.from_dict(rows, orient="index")
-    table = side_by_side(ours, PAPER_TABLE2)
+        per_seed.append({"variant": df["variant"].iloc[0], "seed": int(df["seed"].iloc[0]) if "seed" in df else -1,
+                         **{col: s[key] for col, key in TABLE2_COLUMNS.items()}})
+    ours = seed_summary(pd.DataFrame(per_seed))
+    paired = side_by_side(ours[list(TABLE2_COLUMNS)], PAPER_TABLE2)
+    table = pd.DataFrame(index=paired.index)
+    for col in TABLE2_COLUMNS:
+        table[f"{col} (ours)"] = paired[f"{col} (ours)"]
+        table[f"{col} ± 95%"] = ours[f"{col} ± 95%"]
+        table[f"{col} (paper)"] = paired[f"{col} (paper)"]
+    table["Exact per seed"] = ours["Exact per seed"]
     table.index = [VARIANT_NAMES.get(v, v) for v in table.index]
     spec = spec_of(cfg)
     n_boards = len(read_parquet(metrics_paths[0]))
+    seeds = sorted({r["seed"] for r in per_seed})
     notes = (f"Ours: {spec.n}x{spec.n} boards ({spec.box_rows}x{spec.box_cols} boxes), {n_boards} test boards "
              f"({cfg['n_test']} solutions x {cfg.get('test_corruptions', 1)} corruptions) with "
              f"{cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} wrong digits, T = {cfg['T']} turns, "
-             f"{cfg['train']['steps']} training steps of batch {cfg['train']['batch_size']}. Paper: 9x9 boards with "
+             f"{cfg['train']['steps']} training steps of batch {cfg['train']['batch_size']}; (ours) is the mean over "
+             f"seeds {seeds}, ± the half-width of its 95 % t-interval. Paper: 9x9 boards with "
              "4-20 wrong digits, 500 test boards, a 0.81M-parameter 4-layer Transformer.")
     write_table(table, table_stem, "Table 2: Sudoku revision, History Reference ablation.", scale, notes, digits=3,
                 index_name="Variant")
 
     scaling = pd.concat([read_parquet(p) for p in scaling_paths], ignore_index=True)
+    scaling = scaling.groupby(["variant", "turns"], sort=False, as_index=False).mean(numeric_only=True)  # over seeds
     figures.scaling_curve(scaling, "exact_acc", fig_scaling_stem, f"Sudoku ({scale}): exact accuracy vs turns",
                           names=VARIANT_NAMES, mark_turn=int(cfg["T"]), ylabel="Exact Acc (%)")
     trajs = read_parquet(traj_path)
