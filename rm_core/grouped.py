@@ -60,9 +60,17 @@ def train_grouped(
     parts: Sequence[tuple[Callable, Callable]],
     cfgs: Sequence[TrainConfig],
     out_dirs: Sequence[str | Path] | None = None,
+    stop_after: int | None = None,
+    callback: Callable[[int, Sequence[torch.nn.Module]], None] | None = None,
+    callback_every: int = 0,
 ) -> list[pd.DataFrame]:
     """Train ``models`` together; returns each one's log and writes the trained weights back into
-    ``models`` (and, with ``out_dirs``, ``save_pretrained`` + ``train_log.parquet`` per model)."""
+    ``models`` (and, with ``out_dirs``, ``save_pretrained`` + ``train_log.parquet`` per model).
+
+    ``stop_after`` ends after that many steps of the ``cfg.steps`` schedule (a truncated run: the
+    learning rate follows the full schedule). ``callback(step, models)`` runs every
+    ``callback_every`` steps with the models holding the current weights (e.g. a validation curve).
+    """
     K = len(models)
     if not (K == len(parts) == len(cfgs)) or K == 0:
         raise ValueError("models, parts and cfgs must be non-empty and of one length")
@@ -85,7 +93,13 @@ def train_grouped(
     opt = torch.optim.AdamW(params.values(), lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     rows: list[list[dict]] = [[] for _ in range(K)]
     t0 = time.time()
-    for step in range(cfg.steps):
+    def write_back():
+        with torch.no_grad():
+            for k, m in enumerate(models):
+                m.load_state_dict({n: p[k].detach().clone() for n, p in params.items()}, strict=True)
+
+    last = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    for step in range(last):
         for group in opt.param_groups:
             group["lr"] = lr_at(step, cfg)
         opt.zero_grad(set_to_none=True)
@@ -105,7 +119,7 @@ def train_grouped(
             for g in grads:
                 g.mul_(coef.view(K, *([1] * (g.dim() - 1))))
         opt.step()
-        if (step + 1) % cfg.log_every == 0 or step + 1 == cfg.steps:
+        if (step + 1) % cfg.log_every == 0 or step + 1 == last:
             for k in range(K):
                 loss, p = results[k]
                 row = {"step": step + 1, "loss": float(loss.detach()), "lr": lr_at(step, cfg), "elapsed_s": time.time() - t0}
@@ -113,9 +127,10 @@ def train_grouped(
                     row["grad_norm"] = float(norms[k])
                 row.update({n: float(v) for n, v in p.items() if n != "total"})
                 rows[k].append(row)
-    with torch.no_grad():
-        for k, m in enumerate(models):
-            m.load_state_dict({n: p[k].detach().clone() for n, p in params.items()}, strict=True)
+        if callback is not None and callback_every and (step + 1) % callback_every == 0 and step + 1 < last:
+            write_back()
+            callback(step + 1, models)
+    write_back()
     logs = [pd.DataFrame(r) for r in rows]
     for k, d in enumerate(out_dirs or []):
         models[k].save_pretrained(d)

@@ -61,3 +61,14 @@ def test_grouped_rejects_different_schedules():
     c1 = TrainConfig.from_dict({**CFG["train"], "seed": 1, "lr": 1e-2})
     with pytest.raises(ValueError, match="one train config"):
         train_grouped([m0, m1], [rm_sudoku_parts(CFG, h0, solutions, spec)] * 2, [c0, c1])
+
+
+def test_stop_after_and_callback(tmp_path):
+    spec = SudokuSpec(2, 2)
+    solutions = torch.as_tensor(to_tokens(generate_solved_boards(16, spec, seed=0), spec))
+    model, history, tcfg = _setup(spec, solutions, {"kind": "her", "gamma": 0.9}, 0)
+    seen = []
+    logs = train_grouped([model], [rm_sudoku_parts(CFG, history, solutions, spec)], [tcfg], stop_after=5,
+                         callback=lambda step, ms: seen.append((step, float(ms[0].head.bias.abs().sum()))), callback_every=2)
+    assert [s for s, _ in seen] == [2, 4] and seen[0][1] != seen[1][1]  # the models hold the weights of that step
+    assert list(logs[0]["step"]) == [2, 4, 5]
