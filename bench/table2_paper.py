@@ -49,6 +49,8 @@ def main():
     ap.add_argument("--work", default="results/bench/table2_paper")
     ap.add_argument("--out", default="docs/results/table2_paper")
     ap.add_argument("--save-min-exact", type=float, default=50.0)
+    ap.add_argument("--max-wall-s", type=float, default=None,
+                    help="stop at the first validation point after this many seconds (a CPU session's budget)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = yaml.safe_load(open(args.config))["sudoku"]
@@ -85,14 +87,22 @@ def main():
             print(rows[-1], flush=True)
         return rows
 
+    class Stop(Exception):
+        pass
+
     def on_step(step, mods):
         curve.extend(evaluate(step, mods, va, "val"))
         out.parent.mkdir(parents=True, exist_ok=True)
         write_text(pd.DataFrame(curve).to_csv(index=False), f"{out}_curve.csv")
+        if args.max_wall_s and time.time() - t0 > args.max_wall_s:
+            raise Stop(step)
 
-    logs = train_grouped(models, parts, cfgs, stop_after=args.stop_after, callback=on_step, callback_every=args.every)
-    steps = int(logs[0]["step"].iloc[-1])
-    on_step(steps, models)
+    try:
+        logs = train_grouped(models, parts, cfgs, stop_after=args.stop_after, callback=on_step, callback_every=args.every)
+        steps = int(logs[0]["step"].iloc[-1])
+        on_step(steps, models) if not curve or curve[-1]["steps"] != steps else None
+    except Stop as stop:  # the models hold the weights of that step (written back before the callback)
+        steps = int(stop.args[0])
     final = pd.DataFrame(evaluate(steps, models, te, "test"))
     final["paper_exact"] = [PAPER_TABLE2.loc[v, PAPER_COLS["exact"]] for v in final["variant"]]
     for k in ("valid", "replay", "conflicts"):
