@@ -40,11 +40,14 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--json", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--cases", nargs="*", default=None, help="run only these cases (sudoku-9x9, text-256, long-T)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
     for name, (B, N, d, T, V) in {"sudoku-9x9": (128, 81, 128, 6, 10), "text-256": (16, 256, 256, 6, 64),
                                   "long-T": (16, 256, 256, 24, 64)}.items():
+        if args.cases and name not in args.cases:
+            continue
         g = torch.Generator().manual_seed(0)
         target = torch.randint(0, V - 1, (B, N), generator=g)
         editable = torch.ones(B, N, dtype=torch.bool)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .history import HistoryConfig, geometric_table, model_input
+from .history import HistoryConfig, geometric_table, rms
 
 
 def closed_form_table(table_e: torch.Tensor, seg_tokens: torch.Tensor, seg_starts: torch.Tensor, t: torch.Tensor,
@@ -54,13 +54,21 @@ def closed_form_table(table_e: torch.Tensor, seg_tokens: torch.Tensor, seg_start
     return F.embedding_bag(bags, prod, mode="sum").reshape(B, N, d).to(table_e.dtype)
 
 
+def model_input_table(a: torch.Tensor, table_e: torch.Tensor, z: torch.Tensor, editable: torch.Tensor) -> torch.Tensor:
+    """``rm_core.history.model_input(a, table_e[z], editable)`` with rms(e) read per token from the
+    table and no select when every position is editable (the same values, fewer passes)."""
+    out = a * (rms(table_e)[z] / rms(a))
+    if bool(editable.all()):
+        return out
+    return torch.where(editable[..., None], out, table_e[z])
+
+
 def rm_model_input_table(model, inst, editable: torch.Tensor, history: HistoryConfig, T: int,
                          vocab_size: int) -> torch.Tensor:
-    """``rm_core.objective.rm_model_input`` computed with ``closed_form_table`` (same values);
+    """``rm_core.objective.rm_model_input`` computed from the token table (same values);
     ``model.embed`` must be a plain token lookup (no position), as Eq. 2's e is."""
-    e = model.embed(inst.z)
-    if not history.enabled:
-        return e
     table_e = model.embed(torch.arange(vocab_size, device=inst.z.device))
+    if not history.enabled:
+        return table_e[inst.z]
     a = closed_form_table(table_e, inst.seg_tokens, inst.seg_starts, inst.t, history, T)
-    return model_input(a, e, editable.bool())
+    return model_input_table(a, table_e, inst.z, editable.bool())

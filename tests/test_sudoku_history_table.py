@@ -71,3 +71,16 @@ def test_absolute_mode_is_refused():
     with pytest.raises(ValueError, match="relative"):
         closed_form_table(torch.zeros(3, 4), torch.zeros(1, 2, 3, dtype=torch.long), torch.zeros(1, 2, 3, dtype=torch.long),
                           torch.zeros(1, dtype=torch.long), HistoryConfig(kind="her", mode="absolute"), 6)
+
+
+@pytest.mark.parametrize("all_editable", [True, False])
+def test_model_input_table_equals_model_input(all_editable):
+    from rm_core.history import model_input
+    from rm_core.history_table import model_input_table
+
+    g = torch.Generator().manual_seed(3)
+    table = torch.randn(6, 16, generator=g)
+    z = torch.randint(0, 6, (4, 10), generator=g)
+    a = torch.randn(4, 10, 16, generator=g)
+    editable = torch.ones(4, 10, dtype=torch.bool) if all_editable else torch.rand(4, 10, generator=g) < 0.5
+    assert torch.equal(model_input_table(a, table, z, editable), model_input(a, table[z], editable))
