@@ -23,7 +23,7 @@ def _setup(args) -> dict:
 
 def _sudoku_data(cfg, a):
     from .pipeline import sudoku
-    sudoku.make_data(cfg, a.seed, a.train, a.test)
+    sudoku.make_data(cfg, a.seed, a.train, a.test, a.val)
 
 
 def _sudoku_train(cfg, a):
@@ -42,7 +42,7 @@ def _sudoku_report(cfg, a):
 
 
 COMMANDS = {
-    "sudoku-data": (_sudoku_data, [("--seed", int), ("--train", str), ("--test", str)]),
+    "sudoku-data": (_sudoku_data, [("--seed", int), ("--train", str), ("--test", str), ("--val", str)]),
     "sudoku-train": (_sudoku_train, [("--seed", int), ("--variant", str), ("--train", str), ("--out-dir", str)]),
     "sudoku-eval": (_sudoku_eval, [("--variant", str), ("--model-dir", str), ("--test", str), ("--metrics", str),
                                    ("--trajectories", str), ("--scaling", str)]),

@@ -77,7 +77,7 @@ def test_paper_dry_run_lists_every_rule_with_cluster_resources(workdir):
             assert j["resources"].get("slurm_account") == "SET_ME", (j["rule"], j["resources"])
             assert int(j["resources"]["cpus_per_task"]) >= 1
     train = [j for j in jobs if j["rule"] == "sudoku_train"]
-    assert len(train) == 4
+    assert len(train) == 8  # 4 variants x 2 seeds (config/paper.yaml sudoku.seeds)
     for j in train:
         assert j["resources"]["gpu"] == "1" and j["resources"]["mem_mb"] == "32000"
         assert j["resources"]["slurm_partition"] == "SET_ME"
@@ -183,11 +183,11 @@ def test_rm_core_runs_as_a_module():
 def test_failed_job_is_retried_per_config_key(workdir):
     """cluster.retries: a failing job is run 1 + retries times (here: a corrupt model file)."""
     res = workdir / "results/sudoku"
-    for p in ("data/train.parquet", "data/test.parquet", "models/rm_hr/model.safetensors",
-              "models/rm_hr/config.json", "models/rm_hr/train_log.parquet"):
+    for p in ("data/train.parquet", "data/test.parquet", "data/val.parquet", "models/rm_hr_s0/model.safetensors",
+              "models/rm_hr_s0/config.json", "models/rm_hr_s0/train_log.parquet"):
         (res / p).parent.mkdir(parents=True, exist_ok=True)
         (res / p).write_text("not a real file")
-    args = ["-c1", "results/sudoku/eval/rm_hr.parquet", "--rerun-triggers", "mtime", "--configfile"]
+    args = ["-c1", "results/sudoku/eval/rm_hr_s0.parquet", "--rerun-triggers", "mtime", "--configfile"]
     r = snakemake(args + [overlay(workdir, {"cluster": {"retries": 1}})], workdir)
     runs = re.compile(r"^(?:local)?rule sudoku_eval:", re.M)
     assert r.returncode != 0
@@ -206,7 +206,7 @@ def _slurm_up() -> bool:
 @pytest.mark.skipif(not _slurm_up(), reason="needs a running GPU-less SLURM (.ci/slurm.sh up)")
 def test_gpu_job_for_a_partition_without_gpus_is_refused_before_submission(workdir):
     gpu = overlay(workdir, {"cluster": {"resources": {"sudoku_train": {"gpus": 1}}}})
-    r = snakemake(["--profile", "slurm", "results/sudoku/models/rm_hr/model.safetensors", "--configfile", gpu],
+    r = snakemake(["--profile", "slurm", "results/sudoku/models/rm_hr_s0/model.safetensors", "--configfile", gpu],
                   workdir, timeout=120)
     assert r.returncode != 0
     assert "cluster.gpu_partition" in r.out and "has no GPUs" in r.out, r.out[-2000:]

@@ -41,8 +41,12 @@ def test_hand_built_counts(case):
     sol, init, traj = case
     df = board_metrics(sol, init, traj, M)
     assert list(df["n_wrong_initial"]) == [2, 0, 1]
-    assert list(df["n_remasked_wrong"]) == [3, 0, 1]
+    # per cell (the paper's definition): board 0 re-masks cells 0 and 1 (cell 0 twice), cell 0
+    # replays once; per event: 3 re-masks, 1 replay.
+    assert list(df["n_remasked_wrong"]) == [2, 0, 1]
     assert list(df["n_replay"]) == [1, 0, 0]
+    assert list(df["n_remask_events"]) == [3, 0, 1]
+    assert list(df["n_replay_events"]) == [1, 0, 0]
     assert list(df["n_changed_correct"]) == [1, 0, 1]
     assert list(df["n_broken_correct"]) == [0, 0, 1]
     assert list(df["exact"]) == [False, True, False]
@@ -54,9 +58,9 @@ def test_hand_built_counts(case):
     s = summarize(df)
     assert s["exact_acc"] == pytest.approx(100 / 3)
     assert s["valid_rate"] == pytest.approx(100 / 3)
-    assert s["replay_mistake"] == pytest.approx(100 * 1 / 4)
+    assert s["replay_mistake"] == pytest.approx(100 * 1 / 3)  # 1 of 3 re-masked wrong cells
     assert s["conflict_cells_per_board"] == pytest.approx(df["conflict_cells"].mean())
-    assert (s["n_boards"], s["n_remasked_wrong"], s["n_replay"]) == (3, 4, 1)
+    assert (s["n_boards"], s["n_remasked_wrong"], s["n_replay"]) == (3, 3, 1)
 
 
 def test_no_events_gives_zero_replay(case):
@@ -73,18 +77,24 @@ def test_initial_must_match_trajectory(case):
 
 
 def naive_events(sol, traj):
-    """Per board (events, replays) by walking each cell's sequence."""
+    """Per board (events, replays, cells re-masked, cells replayed) by walking each cell's sequence."""
     out = []
     for b in range(traj.shape[0]):
-        ev = rp = 0
+        ev = rp = cells = cells_rp = 0
         for i in range(traj.shape[2]):
             seq = list(traj[b, :, i])
+            cell_ev = cell_rp = False
             for t in range(len(seq) - 1):
                 if seq[t] != M and seq[t] != sol[b, i] and seq[t + 1] == M:
                     ev += 1
+                    cell_ev = True
                     later = [v for v in seq[t + 1:] if v != M]
-                    rp += bool(later) and later[0] == seq[t]
-        out.append((ev, rp))
+                    if later and later[0] == seq[t]:
+                        rp += 1
+                        cell_rp = True
+            cells += cell_ev
+            cells_rp += cell_rp
+        out.append((ev, rp, cells, cells_rp))
     return out
 
 
@@ -95,10 +105,27 @@ def test_events_match_naive_on_random_trajectories():
     traj[rng.random(traj.shape) < 0.4] = M
     df = board_metrics(sol, traj[:, 0], traj, M)
     naive = naive_events(sol, traj)
-    assert list(df["n_remasked_wrong"]) == [e for e, _ in naive]
-    assert list(df["n_replay"]) == [r for _, r in naive]
+    assert list(df["n_remask_events"]) == [n[0] for n in naive]
+    assert list(df["n_replay_events"]) == [n[1] for n in naive]
+    assert list(df["n_remasked_wrong"]) == [n[2] for n in naive]
+    assert list(df["n_replay"]) == [n[3] for n in naive]
     final = traj[:, -1]
     np.testing.assert_array_equal(df["exact"], (final == sol).all(axis=1))
     last_change = [max([t for t in range(1, 7) if (traj[b, t] != traj[b, t - 1]).any()], default=0)
                    for b in range(40)]
     assert list(df["turns_to_fixed_point"]) == last_change
+
+
+def test_replay_mistake_is_per_cell_as_the_paper_defines():
+    """Paper: of the erroneous cells that were re-masked, the share later decoded back to their
+    previous wrong digit. One cell re-masked and replayed three times, three cells re-masked and
+    fixed: 1 of 4 cells (25 %), not 3 of 6 events (50 %)."""
+    sol = to_tokens(generate_solved_boards(1, SPEC, seed=5))
+    w = wrong_id(sol[0, 0])
+    traj = np.repeat(sol[:, None], 7, axis=1).copy()
+    traj[0, :, 0] = [w, M, w, M, w, M, w]
+    for i in (1, 2, 3):
+        traj[0, :, i] = [wrong_id(sol[0, i]), M] + [sol[0, i]] * 5
+    s = summarize(board_metrics(sol, traj[:, 0], traj, M))
+    assert (s["n_remasked_wrong"], s["n_replay"]) == (4, 1)
+    assert s["replay_mistake"] == pytest.approx(25.0)

@@ -75,7 +75,7 @@ def test_mini_dag_end_to_end_and_param_edit_reruns_only_dependents(workdir):
     for fig in ("sudoku_trajectory", "sudoku_turns"):
         for ext in ("png", "pdf"):
             assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 1000
-    metrics = pd.read_parquet(workdir / "results/sudoku/eval/rm_hr.parquet")
+    metrics = pd.read_parquet(workdir / "results/sudoku/eval/rm_hr_s0.parquet")
     assert len(metrics) == 24 and metrics["board_id"].is_unique
     assert len(pd.read_csv(workdir / "results/tables/table1.csv")) == 3  # the image track
     # the HTML report gathers every table and figure of the run, with its caption

@@ -4,9 +4,12 @@ Paper, Table 2: Exact Acc (every cell equals the solution), Valid Rate (the fina
 satisfies all constraints), Replay Mistake (of the erroneous cells that were re-masked, the
 share later decoded back to their previous wrong digit), Conflict Cells per final board.
 
-A re-mask event is a (cell, step t) with a wrong digit w at t and MASK at t+1. It is a replay
-if the first non-MASK value after that MASK run is w again; a cell still MASK at the end is
-no replay. Counting per event (not per cell) means a cell re-masked twice counts twice.
+A re-mask event is a (cell, step t) with a wrong digit w at t and MASK at t+1; it is a replay
+if the first non-MASK value after that MASK run is w again (a cell still MASK at the end is
+no replay). Replay Mistake counts CELLS, as the paper defines it: the denominator is the
+cells re-masked while holding a wrong digit (at least once; a wrong digit the model itself
+wrote counts too), the numerator those of them decoded back to the wrong digit they held
+before at least one of their re-masks. The per-event counts are kept beside it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ def board_metrics(solution: np.ndarray, initial: np.ndarray, trajectory: np.ndar
     trajectory[:, 0] must equal ``initial``; trajectory[:, -1] is the final board. Digits are
     token ids 0..n-1 (id + 1 is the digit) and ``mask_id`` is MASK. Columns:
     exact, valid, conflict_cells (of the final board; a MASK cell counts as a conflict),
-    n_wrong_initial, n_remasked_wrong, n_replay, n_changed_correct (initially correct cells
+    n_wrong_initial, n_remasked_wrong (cells), n_replay (cells), n_remask_events, n_replay_events,
+    n_changed_correct (initially correct cells
     that ever left their digit), n_broken_correct (initially correct cells not correct at the
     end), turns_to_fixed_point (the last step t with x^(t) != x^(t-1); 0 if nothing changed,
     T if the last step still changed).
@@ -66,8 +70,10 @@ def board_metrics(solution: np.ndarray, initial: np.ndarray, trajectory: np.ndar
         "valid": conflicts == 0,
         "conflict_cells": conflicts.astype(np.int64),
         "n_wrong_initial": (~correct0).sum(axis=1),
-        "n_remasked_wrong": remask.sum(axis=(1, 2)),
-        "n_replay": replay.sum(axis=(1, 2)),
+        "n_remasked_wrong": remask.any(axis=1).sum(axis=1),
+        "n_replay": replay.any(axis=1).sum(axis=1),
+        "n_remask_events": remask.sum(axis=(1, 2)),
+        "n_replay_events": replay.sum(axis=(1, 2)),
         "n_changed_correct": (correct0 & changed).sum(axis=1),
         "n_broken_correct": (correct0 & (final != solution)).sum(axis=1),
         "turns_to_fixed_point": np.where(moved, steps, 0).max(axis=1, initial=0),
@@ -75,8 +81,8 @@ def board_metrics(solution: np.ndarray, initial: np.ndarray, trajectory: np.ndar
 
 
 def summarize(df: pd.DataFrame) -> dict:
-    """Table 2 numbers: exact_acc %, valid_rate %, replay_mistake % (100 * replays / re-mask
-    events over all boards, 0 without events), conflict_cells_per_board (mean), plus counts."""
+    """Table 2 numbers: exact_acc %, valid_rate %, replay_mistake % (100 * replayed cells /
+    re-masked wrong cells over all boards, 0 without any), conflict_cells_per_board (mean), plus counts."""
     events = int(df["n_remasked_wrong"].sum())
     replays = int(df["n_replay"].sum())
     return {

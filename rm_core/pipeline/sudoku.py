@@ -6,6 +6,7 @@ config section (``config.yaml: sudoku``) as a plain dict.
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -17,7 +18,8 @@ from ..backbones.small_transformer import SmallTransformer, SmallTransformerConf
 from ..history import HistoryConfig
 from ..io import read_parquet, write_json, write_parquet
 from ..metrics.sudoku import board_metrics, summarize
-from ..objective import position_weights, rm_loss, rm_model_input
+from ..history_table import rm_model_input_table
+from ..objective import position_weights, rm_loss
 from ..rule import rm_sample
 from ..tasks.sudoku import (SCHEMA_DOC, SudokuSpec, boards_to_frame, corrupt_boards, frame_to_boards,
                             to_tokens, train_test_boards)
@@ -27,9 +29,11 @@ from ..trajectory import EditSetSize, UniformProposal, build_instances
 log = logging.getLogger(__name__)
 
 METRICS_SCHEMA = """board_id: int64, test board
-exact, valid: bool; conflict_cells, n_wrong_initial, n_remasked_wrong, n_replay, n_changed_correct,
+exact, valid: bool; conflict_cells, n_wrong_initial, n_remasked_wrong, n_replay, n_remask_events,
+n_replay_events, n_changed_correct,
 n_broken_correct, turns_to_fixed_point: int64 (see rm_core.metrics.sudoku)
-variant: string; turns: int64, the number of RM turns the final board was taken at"""
+variant: string; turns: int64, the number of RM turns the final board was taken at
+seed: int64, the training seed (run.json of the model; -1 if unknown)"""
 
 TRAJECTORY_SCHEMA = """board_id: int64, test board
 variant: string
@@ -45,17 +49,29 @@ def spec_of(cfg: dict) -> SudokuSpec:
     return SudokuSpec(*cfg["box"])
 
 
-def make_data(cfg: dict, seed: int, out_train: str, out_test: str) -> None:
-    """Solved boards, train/test disjoint; test boards corrupted with ``test_wrong`` wrong digits."""
+def make_data(cfg: dict, seed: int, out_train: str, out_test: str, out_val: str | None = None) -> None:
+    """Solved boards, train/val/test disjoint; val and test corrupted with ``test_wrong`` wrong digits.
+
+    Settings are chosen on the validation boards (``n_val``, ours); the test boards are read only
+    for the final table.
+    """
     spec = spec_of(cfg)
-    train_b, test_b = train_test_boards(cfg["n_train"], cfg["n_test"], spec, seed)
+    n_val = int(cfg.get("n_val", 0)) if out_val else 0
+    train_b, rest = train_test_boards(cfg["n_train"], cfg["n_test"] + n_val, spec, seed)
+    test_b, val_b = rest[: cfg["n_test"]], rest[cfg["n_test"]:]
     # Each test solution is corrupted ``test_corruptions`` times (independent draws): a 4x4
     # Sudoku has only 288 solutions, so this is how the mini test set gets enough boards.
-    test_b = np.repeat(test_b, int(cfg.get("test_corruptions", 1)), axis=0)
+    reps = int(cfg.get("test_corruptions", 1))
+    test_b, val_b = np.repeat(test_b, reps, axis=0), np.repeat(val_b, reps, axis=0)
     corrupted, _ = corrupt_boards(test_b, tuple(cfg["test_wrong"]), seed + 1)
     write_parquet(boards_to_frame(train_b, train_b, "train"), out_train, SCHEMA_DOC)
     write_parquet(boards_to_frame(test_b, corrupted, "test"), out_test, SCHEMA_DOC)
-    log.info("wrote %d train and %d test boards (%dx%d)", len(train_b), len(test_b), spec.n, spec.n)
+    if out_val:
+        if not len(val_b):
+            raise ValueError("sudoku.n_val must be >= 1 to write a validation split")
+        val_corrupted, _ = corrupt_boards(val_b, tuple(cfg["test_wrong"]), seed + 2)
+        write_parquet(boards_to_frame(val_b, val_corrupted, "val"), out_val, SCHEMA_DOC)
+    log.info("wrote %d train, %d val and %d test boards (%dx%d)", len(train_b), len(val_b), len(test_b), spec.n, spec.n)
 
 
 def build_model(cfg: dict, spec: SudokuSpec) -> SmallTransformer:
@@ -63,22 +79,40 @@ def build_model(cfg: dict, spec: SudokuSpec) -> SmallTransformer:
                                                    mask_id=spec.mask_id, **cfg["model"]))
 
 
-def rm_sudoku_loss(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, spec: SudokuSpec):
-    """The RM objective on Sudoku: Appendix C instances with the wrong-digit proposal, Eq. 4 loss."""
+def rm_sudoku_parts(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, spec: SudokuSpec):
+    """The RM objective on Sudoku in two halves: ``make_input(model, g) -> (inputs, aux)`` draws
+    the Appendix C instances (wrong-digit proposal) and builds the History Reference input;
+    ``finish(logits, aux) -> (loss, parts)`` is the Eq. 4 loss. The grouped trainer
+    (rm_core.grouped) runs the backbone between them for several models at once."""
     rm = cfg["rm"]
     T = int(cfg["T"])
     proposal = UniformProposal(range(spec.n))
     edit_size = EditSetSize(**rm["edit_set"])
 
-    def loss_fn(model, step, g):
+    def make_input(model, g):
         idx = torch.randint(0, len(solutions), (cfg["train"]["batch_size"],), generator=g, device=g.device)
         target = solutions.to(g.device)[idx]
         editable = torch.ones_like(target, dtype=torch.bool)
         inst = build_instances(target, editable, T, spec.mask_id, proposal, g, edit_size, rm["p_wrong"])
-        logits = model.logits(rm_model_input(model, inst, editable, history, T))
+        # Eq. 2 from the (token, lag span) table: equal to rm_model_input, faster (rm_core.history_table)
+        return rm_model_input_table(model, inst, editable, history, T, spec.vocab_size), (inst, target, editable)
+
+    def finish(logits, aux):
+        inst, target, editable = aux
         w = position_weights(inst.edit_set, editable, rm["other_weight"])
         out = rm_loss(logits, inst.z, target, editable, spec.mask_id, weights=w, eps=rm["eps"])
         return out.total, out.as_floats()
+
+    return make_input, finish
+
+
+def rm_sudoku_loss(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, spec: SudokuSpec):
+    """The RM objective on Sudoku: Appendix C instances with the wrong-digit proposal, Eq. 4 loss."""
+    make_input, finish = rm_sudoku_parts(cfg, history, solutions, spec)
+
+    def loss_fn(model, step, g):
+        inputs, aux = make_input(model, g)
+        return finish(model.logits(inputs), aux)
 
     return loss_fn
 
@@ -122,7 +156,9 @@ def evaluate(cfg: dict, variant: str, model_dir: str, test_path: str, out_metric
     traj = np.concatenate(trajs)
     metrics = board_metrics(sol_t, to_tokens(initial, spec), traj[:, : T + 1], spec.mask_id, spec)
     metrics.insert(0, "board_id", ids)
+    run = Path(model_dir) / "run.json"
     metrics["variant"], metrics["turns"] = variant, T
+    metrics["seed"] = int(json.loads(run.read_text())["seed"]) if run.exists() else -1
     write_parquet(metrics, out_metrics, METRICS_SCHEMA)
     scaling = []
     for k in range(1, turns + 1):
@@ -138,6 +174,28 @@ def evaluate(cfg: dict, variant: str, model_dir: str, test_path: str, out_metric
     return summary
 
 
+TABLE2_COLUMNS = {"Exact Acc (%)": "exact_acc", "Valid Rate (%)": "valid_rate",
+                  "Replay Mistake (%)": "replay_mistake", "Conflict Cells / board": "conflict_cells_per_board"}
+
+
+def seed_summary(per_seed: pd.DataFrame) -> pd.DataFrame:
+    """Per variant (rows in first-seen order): the mean of each Table 2 metric over seeds, then
+    "<metric> ± 95%": the half-width t_{0.975, n-1} * sd / sqrt(n) (NaN with one seed), and the
+    per-seed exact accuracies."""
+    from scipy import stats
+
+    rows = {}
+    for variant, part in per_seed.groupby("variant", sort=False):
+        n = len(part)
+        r = {col: float(part[col].mean()) for col in TABLE2_COLUMNS}
+        for col in TABLE2_COLUMNS:
+            r[f"{col} ± 95%"] = (float(stats.t.ppf(0.975, n - 1) * part[col].std(ddof=1) / np.sqrt(n))
+                                 if n > 1 else float("nan"))
+        r["Exact per seed"] = ", ".join(f"s{int(s)}: {v:.1f}" for s, v in zip(part["seed"], part["Exact Acc (%)"]))
+        rows[variant] = r
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[str], traj_path: str,
            table_stem: str, fig_traj_stem: str, fig_scaling_stem: str) -> pd.DataFrame:
     """Table 2 beside the paper's numbers, a trajectory figure and the turns-vs-accuracy curve.
@@ -150,27 +208,35 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[
     table_stem, fig_traj_stem, fig_scaling_stem = (Path(p).with_suffix("") for p in
                                                     (table_stem, fig_traj_stem, fig_scaling_stem))
 
-    rows = {}
+    per_seed = []
     for p in metrics_paths:
         df = read_parquet(p)
         s = summarize(df)
-        rows[df["variant"].iloc[0]] = {"Exact Acc (%)": s["exact_acc"], "Valid Rate (%)": s["valid_rate"],
-                                       "Replay Mistake (%)": s["replay_mistake"],
-                                       "Conflict Cells / board": s["conflict_cells_per_board"]}
-    ours = pd.DataFrame.from_dict(rows, orient="index")
-    table = side_by_side(ours, PAPER_TABLE2)
+        per_seed.append({"variant": df["variant"].iloc[0], "seed": int(df["seed"].iloc[0]) if "seed" in df else -1,
+                         **{col: s[key] for col, key in TABLE2_COLUMNS.items()}})
+    ours = seed_summary(pd.DataFrame(per_seed))
+    paired = side_by_side(ours[list(TABLE2_COLUMNS)], PAPER_TABLE2)
+    table = pd.DataFrame(index=paired.index)
+    for col in TABLE2_COLUMNS:
+        table[f"{col} (ours)"] = paired[f"{col} (ours)"]
+        table[f"{col} ± 95%"] = ours[f"{col} ± 95%"]
+        table[f"{col} (paper)"] = paired[f"{col} (paper)"]
+    table["Exact per seed"] = ours["Exact per seed"]
     table.index = [VARIANT_NAMES.get(v, v) for v in table.index]
     spec = spec_of(cfg)
     n_boards = len(read_parquet(metrics_paths[0]))
+    seeds = sorted({r["seed"] for r in per_seed})
     notes = (f"Ours: {spec.n}x{spec.n} boards ({spec.box_rows}x{spec.box_cols} boxes), {n_boards} test boards "
              f"({cfg['n_test']} solutions x {cfg.get('test_corruptions', 1)} corruptions) with "
              f"{cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} wrong digits, T = {cfg['T']} turns, "
-             f"{cfg['train']['steps']} training steps of batch {cfg['train']['batch_size']}. Paper: 9x9 boards with "
+             f"{cfg['train']['steps']} training steps of batch {cfg['train']['batch_size']}; (ours) is the mean over "
+             f"seeds {seeds}, ± the half-width of its 95 % t-interval. Paper: 9x9 boards with "
              "4-20 wrong digits, 500 test boards, a 0.81M-parameter 4-layer Transformer.")
     write_table(table, table_stem, "Table 2: Sudoku revision, History Reference ablation.", scale, notes, digits=3,
                 index_name="Variant")
 
     scaling = pd.concat([read_parquet(p) for p in scaling_paths], ignore_index=True)
+    scaling = scaling.groupby(["variant", "turns"], sort=False, as_index=False).mean(numeric_only=True)  # over seeds
     figures.scaling_curve(scaling, "exact_acc", fig_scaling_stem, f"Sudoku ({scale}): exact accuracy vs turns",
                           names=VARIANT_NAMES, mark_turn=int(cfg["T"]), ylabel="Exact Acc (%)")
     trajs = read_parquet(traj_path)

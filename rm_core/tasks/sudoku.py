@@ -15,7 +15,7 @@ Parquet schema written by ``boards_to_frame`` (one row per board, digits, not to
     solution:  list<int64> the solved board, n*n digits in 1..n, row-major
     initial:   list<int64> the corrupted board shown to the model, n*n digits in 1..n
     n_wrong:   int64       number of cells where initial != solution
-    split:     string      "train" or "test"
+    split:     string      "train", "val" or "test"
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ SCHEMA_DOC = "\n".join([
     "solution: list<int64>, solved board, n*n digits 1..n row-major",
     "initial: list<int64>, corrupted board shown to the model, n*n digits 1..n",
     "n_wrong: int64, number of cells where initial != solution",
-    "split: string, train or test",
+    "split: string, train, val or test",
 ])
 
 

@@ -1,6 +1,7 @@
-# Sudoku track (paper Table 2): data -> one training job per variant -> eval -> table/figures.
+# Sudoku track (paper Table 2): data -> one training job per variant and seed -> eval -> table/figures.
 SUDOKU = config["sudoku"]
 SUDOKU_VARIANTS = list(SUDOKU["variants"])
+SUDOKU_SEEDS = [int(s) for s in SUDOKU["seeds"]]
 SD = f"{RESULTS}/sudoku"
 
 SUDOKU_REPORT = {
@@ -30,8 +31,9 @@ rule sudoku_data:
     output:
         train=f"{SD}/data/train.parquet",
         test=f"{SD}/data/test.parquet",
+        val=f"{SD}/data/val.parquet",  # validation boards: choose settings here (bench/sudoku_sweep.py)
     params:
-        cfg=params_json(SUDOKU, "box", "n_train", "n_test", "test_wrong", "test_corruptions"),
+        cfg=params_json(SUDOKU, "box", "n_train", "n_test", "n_val", "test_wrong", "test_corruptions"),
         seed=config["seed"],
     resources:
         **slurm_resources("light"),
@@ -41,33 +43,33 @@ rule sudoku_data:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core sudoku-data --params {params.cfg:q} --seed {params.seed} "
-        "--train {output.train} --test {output.test} 2> {log}"
+        "--train {output.train} --test {output.test} --val {output.val} 2> {log}"
 
 
 rule sudoku_train:
     input:
         train=rules.sudoku_data.output.train,
     output:
-        model=f"{SD}/models/{{variant}}/model.safetensors",
-        config=f"{SD}/models/{{variant}}/config.json",
-        log=f"{SD}/models/{{variant}}/train_log.parquet",
+        model=f"{SD}/models/{{variant}}_s{{seed}}/model.safetensors",
+        config=f"{SD}/models/{{variant}}_s{{seed}}/config.json",
+        log=f"{SD}/models/{{variant}}_s{{seed}}/train_log.parquet",
     params:
         cfg=lambda w: params_json(SUDOKU, "box", "T", "model", "train", "rm",
                                   variants={w.variant: SUDOKU["variants"][w.variant]}),
-        seed=config["seed"],
         out_dir=lambda w, output: os.path.dirname(output.model),
     wildcard_constraints:
         variant="|".join(SUDOKU_VARIANTS),
+        seed="|".join(str(s) for s in SUDOKU_SEEDS),
     threads: rule_threads("sudoku_train")
     resources:
         **slurm_resources("sudoku_train"),
     retries: RETRIES
     log:
-        f"{LOGS}/sudoku/train_{{variant}}.log",
+        f"{LOGS}/sudoku/train_{{variant}}_s{{seed}}.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        train_launcher("sudoku_train") + "sudoku-train --params {params.cfg:q} --threads {threads} --seed {params.seed} "
+        train_launcher("sudoku_train") + "sudoku-train --params {params.cfg:q} --threads {threads} --seed {wildcards.seed} "
         "--variant {wildcards.variant} --train {input.train} --out-dir {params.out_dir} 2> {log}"
 
 
@@ -76,21 +78,22 @@ rule sudoku_eval:
         model=rules.sudoku_train.output.model,
         test=rules.sudoku_data.output.test,
     output:
-        metrics=f"{SD}/eval/{{variant}}.parquet",
-        trajectories=f"{SD}/eval/{{variant}}_trajectories.parquet",
-        scaling=f"{SD}/eval/{{variant}}_scaling.parquet",
+        metrics=f"{SD}/eval/{{variant}}_s{{seed}}.parquet",
+        trajectories=f"{SD}/eval/{{variant}}_s{{seed}}_trajectories.parquet",
+        scaling=f"{SD}/eval/{{variant}}_s{{seed}}_scaling.parquet",
     params:
         cfg=lambda w: params_json(SUDOKU, "box", "T", "eval_turns", "eval_batch_size",
                                   variants={w.variant: SUDOKU["variants"][w.variant]}),
         model_dir=lambda w, input: os.path.dirname(input.model),
     wildcard_constraints:
         variant="|".join(SUDOKU_VARIANTS),
+        seed="|".join(str(s) for s in SUDOKU_SEEDS),
     threads: rule_threads("cpu")
     resources:
         **slurm_resources("cpu"),  # rm_core's Sudoku evaluation runs on the CPU
     retries: RETRIES
     log:
-        f"{LOGS}/sudoku/eval_{{variant}}.log",
+        f"{LOGS}/sudoku/eval_{{variant}}_s{{seed}}.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
@@ -101,9 +104,9 @@ rule sudoku_eval:
 
 rule table2:
     input:
-        metrics=expand(f"{SD}/eval/{{variant}}.parquet", variant=SUDOKU_VARIANTS),
-        scaling=expand(f"{SD}/eval/{{variant}}_scaling.parquet", variant=SUDOKU_VARIANTS),
-        trajectories=f"{SD}/eval/{SUDOKU_VARIANTS[-1]}_trajectories.parquet",
+        metrics=expand(f"{SD}/eval/{{variant}}_s{{seed}}.parquet", variant=SUDOKU_VARIANTS, seed=SUDOKU_SEEDS),
+        scaling=expand(f"{SD}/eval/{{variant}}_s{{seed}}_scaling.parquet", variant=SUDOKU_VARIANTS, seed=SUDOKU_SEEDS),
+        trajectories=f"{SD}/eval/{SUDOKU_VARIANTS[-1]}_s{SUDOKU_SEEDS[0]}_trajectories.parquet",
     output:
         **{k: report(v, **SUDOKU_IN_REPORT[k]) if k in SUDOKU_IN_REPORT else v for k, v in SUDOKU_REPORT.items()},
     params:

@@ -1,0 +1,137 @@
+"""Paper-scale Table 2 (config/paper.yaml, 9x9): train variants x seeds in one process, curve on
+validation boards, final metrics on the 500 test boards -> docs/results/table2_paper.{md,csv}.
+
+All models of the run are trained together by the grouped trainer (rm_core.grouped, tested equal
+to separate runs), with the config's schedule; ``--stop-after`` truncates it (the table then says
+how many steps ran). Every ``--every`` steps each model runs Eq. 1 for T turns on the validation
+boards (steps-to-accuracy curve: docs/results/table2_paper_curve.csv). At the end each model is
+evaluated on the test boards; a model with at least ``--save-min-exact`` % exact is copied to
+docs/results/sudoku9/<variant>_s<seed>/ (model.safetensors + config.json + run.json).
+
+    python bench/table2_paper.py --config config/paper.yaml --variants rm_no_hr rm_hr_decay_her \
+        --seeds 0 --stop-after 1000 --every 200
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shutil
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from rm_core.grouped import train_grouped
+from rm_core.history import HistoryConfig
+from rm_core.io import read_parquet, write_json, write_text
+from rm_core.pipeline import sudoku
+from rm_core.tables import PAPER_TABLE2, VARIANT_NAMES
+from rm_core.tasks.sudoku import frame_to_boards, to_tokens
+from rm_core.train import TrainConfig
+
+METRICS = {"exact": "exact_acc", "valid": "valid_rate", "replay": "replay_mistake", "conflicts": "conflict_cells_per_board"}
+PAPER_COLS = {"exact": "Exact Acc (%)", "valid": "Valid Rate (%)", "replay": "Replay Mistake (%)",
+              "conflicts": "Conflict Cells / board"}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--config", default="config/paper.yaml")
+    ap.add_argument("--variants", nargs="+", default=None)
+    ap.add_argument("--seeds", nargs="+", type=int, default=None)
+    ap.add_argument("--stop-after", type=int, default=None, help="steps to run of the config's schedule")
+    ap.add_argument("--every", type=int, default=200)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--work", default="results/bench/table2_paper")
+    ap.add_argument("--out", default="docs/results/table2_paper")
+    ap.add_argument("--save-min-exact", type=float, default=50.0)
+    ap.add_argument("--max-wall-s", type=float, default=None,
+                    help="stop at the first validation point after this many seconds (a CPU session's budget)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    cfg = yaml.safe_load(open(args.config))["sudoku"]
+    variants, seeds = args.variants or list(cfg["variants"]), args.seeds or list(cfg["seeds"])
+    work, out = Path(args.work), Path(args.out)
+    tr, te, va = work / "data/train.parquet", work / "data/test.parquet", work / "data/val.parquet"
+    if not va.exists():
+        sudoku.make_data(cfg, 0, tr, te, va)
+    spec = sudoku.spec_of(cfg)
+    solution, _, _ = frame_to_boards(read_parquet(tr, ["solution", "initial", "board_id"]))
+    solutions = torch.as_tensor(to_tokens(solution, spec))
+    runs = [(v, s) for v in variants for s in seeds]
+    models, parts, cfgs = [], [], []
+    for v, s in runs:
+        torch.manual_seed(s)  # the init of train_variant for this seed
+        models.append(sudoku.build_model(cfg, spec))
+        parts.append(sudoku.rm_sudoku_parts(cfg, HistoryConfig.from_dict(cfg["variants"][v]), solutions, spec))
+        cfgs.append(TrainConfig.from_dict({**cfg["train"], "seed": s}))
+    hardware = f"{platform.processor() or platform.machine()} CPU, {args.threads} torch thread(s)"
+    if torch.cuda.is_available():
+        hardware = torch.cuda.get_device_name()
+    curve, t0 = [], time.time()
+    eval_cfg = {**cfg, "eval_turns": cfg["T"]}
+
+    def evaluate(step, mods, boards, tag):
+        rows = []
+        for (v, s), m in zip(runs, mods):
+            d = work / "models" / f"{v}_s{s}"
+            m.save_pretrained(d)
+            write_json({"variant": v, "history": cfg["variants"][v], "T": cfg["T"], "seed": s, "steps": step}, d / "run.json")
+            r = sudoku.evaluate(eval_cfg, v, d, boards, work / "m.parquet", work / "t.parquet", work / "s.parquet")
+            rows.append({"variant": v, "seed": s, "steps": step, "split": tag, "wall_s": round(time.time() - t0, 1),
+                         **{k: r[m_] for k, m_ in METRICS.items()}})
+            print(rows[-1], flush=True)
+        return rows
+
+    class Stop(Exception):
+        pass
+
+    def on_step(step, mods):
+        curve.extend(evaluate(step, mods, va, "val"))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_text(pd.DataFrame(curve).to_csv(index=False), f"{out}_curve.csv")
+        if args.max_wall_s and time.time() - t0 > args.max_wall_s:
+            raise Stop(step)
+
+    try:
+        logs = train_grouped(models, parts, cfgs, stop_after=args.stop_after, callback=on_step, callback_every=args.every)
+        steps = int(logs[0]["step"].iloc[-1])
+        on_step(steps, models) if not curve or curve[-1]["steps"] != steps else None
+    except Stop as stop:  # the models hold the weights of that step (written back before the callback)
+        steps = int(stop.args[0])
+    final = pd.DataFrame(evaluate(steps, models, te, "test"))
+    final["paper_exact"] = [PAPER_TABLE2.loc[v, PAPER_COLS["exact"]] for v in final["variant"]]
+    for k in ("valid", "replay", "conflicts"):
+        final[f"paper_{k}"] = [PAPER_TABLE2.loc[v, PAPER_COLS[k]] for v in final["variant"]]
+    final["schedule_steps"] = cfg["train"]["steps"]
+    final["hardware"] = hardware
+    final = final.drop(columns="split")
+    write_text(final.to_csv(index=False), f"{out}.csv")
+    lines = [f"# Table 2 at paper scale (9x9, config/paper.yaml) — {steps} of {cfg['train']['steps']} scheduled steps",
+             "", f"Measured on {hardware}; trained with `python bench/table2_paper.py {' '.join(__import__('sys').argv[1:])}`."
+             f" Test: {cfg['n_test'] * cfg.get('test_corruptions', 1)} boards with {cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} "
+             f"wrong digits, T = {cfg['T']} turns, batch {cfg['train']['batch_size']}. Paper numbers beside ours; ours are from a run",
+             f"truncated at {steps} steps, NOT the converged numbers.", "",
+             "| Variant | seed | steps | Exact (ours) | Exact (paper) | Valid (ours) | Valid (paper) | Replay % (ours) | "
+             "Replay % (paper) | Conflicts (ours) | Conflicts (paper) | wall s |", "|" + "---|" * 12]
+    for _, r in final.iterrows():
+        lines.append(f"| {VARIANT_NAMES.get(r['variant'], r['variant'])} | {r['seed']} | {r['steps']} | {r['exact']:.1f} | "
+                     f"{r['paper_exact']} | {r['valid']:.1f} | {r['paper_valid']} | {r['replay']:.2f} | {r['paper_replay']} | "
+                     f"{r['conflicts']:.3f} | {r['paper_conflicts']} | {r['wall_s']} |")
+    lines += ["", f"Validation curve (steps-to-accuracy): `{out.name}_curve.csv`.", ""]
+    write_text("\n".join(lines), f"{out}.md")
+    for (v, s), (_, r) in zip(runs, final.iterrows()):
+        if r["exact"] >= args.save_min_exact:
+            dst = out.parent / "sudoku9" / f"{v}_s{s}"
+            dst.mkdir(parents=True, exist_ok=True)
+            for f in ("model.safetensors", "config.json", "run.json"):
+                shutil.copy(work / "models" / f"{v}_s{s}" / f, dst / f)
+    print(final.to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
