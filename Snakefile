@@ -10,6 +10,10 @@ configfile: "config.yaml"
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
+# each track's `rm` = the top-level method section with the track's own keys over it (rm_core/config.py)
+from rm_core.config import resolve_method
+
+resolve_method(config)
 
 
 report: "workflow/report/workflow.rst"  # `snakemake --report report.html`: every table and figure

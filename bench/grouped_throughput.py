@@ -19,11 +19,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
+from rm_core.config import load_config
 from rm_core.grouped import train_grouped
-from rm_core.history import HistoryConfig
-from rm_core.pipeline.sudoku import build_model, rm_sudoku_loss, rm_sudoku_parts
+from rm_core.pipeline.sudoku import build_model, variant_history, rm_sudoku_loss, rm_sudoku_parts
 from rm_core.tasks.sudoku import SudokuSpec, generate_solved_boards, to_tokens
 from rm_core.train import TrainConfig, train
 
@@ -44,7 +43,7 @@ def main():
     ap.add_argument("--out", default="results/bench/grouped_throughput.csv")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = yaml.safe_load(open(args.config))["sudoku"]
+    cfg = load_config(args.config)["sudoku"]
     if args.box:
         cfg["box"] = args.box
     log_every = max(1, args.steps // 4)
@@ -57,7 +56,7 @@ def main():
 
     def setup(variant, seed):
         torch.manual_seed(seed)
-        return (build_model(cfg, spec), HistoryConfig.from_dict(cfg["variants"][variant]),
+        return (build_model(cfg, spec), variant_history(cfg, variant),
                 TrainConfig.from_dict({**cfg["train"], "seed": seed}))
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
+from rm_core.config import load_config
 from rm_core.pipeline import sudoku
-from rm_core.io import read_parquet, write_text
+from rm_core.io import write_text
 
 
 def main():
@@ -35,7 +35,7 @@ def main():
     ap.add_argument("--out", default="results/bench/sudoku_curve.csv")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = yaml.safe_load(open(args.config))["sudoku"]
+    cfg = load_config(args.config)["sudoku"]
     cfg["n_test"] = args.n_test
     cfg["test_corruptions"] = 1
     if args.n_train:

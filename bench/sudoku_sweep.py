@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
+from rm_core.config import load_config
 from rm_core.io import write_text
 from rm_core.pipeline import sudoku
 
@@ -43,7 +43,7 @@ def main():
     ap.add_argument("--out", default="results/bench/sudoku_sweep.csv")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    base = yaml.safe_load(open(args.config))["sudoku"]
+    base = load_config(args.config)["sudoku"]
     out = Path(args.out)
     rows = pd.read_csv(out).to_dict("records") if out.exists() else []
     for k, text in enumerate(args.setting):

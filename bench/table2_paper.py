@@ -15,7 +15,6 @@ docs/results/sudoku9/<variant>_s<seed>/ (model.safetensors + config.json + run.j
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shutil
 import time
@@ -23,10 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
 
+from rm_core.config import load_config
+from rm_core.method import merge
 from rm_core.grouped import train_grouped
-from rm_core.history import HistoryConfig
 from rm_core.io import read_parquet, write_json, write_text
 from rm_core.pipeline import sudoku
 from rm_core.tables import PAPER_TABLE2, VARIANT_NAMES
@@ -53,7 +52,7 @@ def main():
                     help="stop at the first validation point after this many seconds (a CPU session's budget)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = yaml.safe_load(open(args.config))["sudoku"]
+    cfg = load_config(args.config)["sudoku"]
     variants, seeds = args.variants or list(cfg["variants"]), args.seeds or list(cfg["seeds"])
     work, out = Path(args.work), Path(args.out)
     tr, te, va = work / "data/train.parquet", work / "data/test.parquet", work / "data/val.parquet"
@@ -67,20 +66,20 @@ def main():
     for v, s in runs:
         torch.manual_seed(s)  # the init of train_variant for this seed
         models.append(sudoku.build_model(cfg, spec))
-        parts.append(sudoku.rm_sudoku_parts(cfg, HistoryConfig.from_dict(cfg["variants"][v]), solutions, spec))
+        parts.append(sudoku.rm_sudoku_parts(cfg, sudoku.variant_history(cfg, v), solutions, spec))
         cfgs.append(TrainConfig.from_dict({**cfg["train"], "seed": s}))
     hardware = f"{platform.processor() or platform.machine()} CPU, {args.threads} torch thread(s)"
     if torch.cuda.is_available():
         hardware = torch.cuda.get_device_name()
     curve, t0 = [], time.time()
-    eval_cfg = {**cfg, "eval_turns": cfg["T"]}
+    eval_cfg = merge(cfg, {"rm": {"eval": {"scaling_turns": cfg["rm"]["eval"]["turns"]}}})
 
     def evaluate(step, mods, boards, tag):
         rows = []
         for (v, s), m in zip(runs, mods):
             d = work / "models" / f"{v}_s{s}"
             m.save_pretrained(d)
-            write_json({"variant": v, "history": cfg["variants"][v], "T": cfg["T"], "seed": s, "steps": step}, d / "run.json")
+            write_json({"variant": v, "history": sudoku.variant_history(cfg, v).__dict__, "T": cfg["rm"]["T"], "seed": s, "steps": step}, d / "run.json")
             r = sudoku.evaluate(eval_cfg, v, d, boards, work / "m.parquet", work / "t.parquet", work / "s.parquet")
             rows.append({"variant": v, "seed": s, "steps": step, "split": tag, "wall_s": round(time.time() - t0, 1),
                          **{k: r[m_] for k, m_ in METRICS.items()}})
@@ -114,7 +113,7 @@ def main():
     lines = [f"# Table 2 at paper scale (9x9, config/paper.yaml) — {steps} of {cfg['train']['steps']} scheduled steps",
              "", f"Measured on {hardware}; trained with `python bench/table2_paper.py {' '.join(__import__('sys').argv[1:])}`."
              f" Test: {cfg['n_test'] * cfg.get('test_corruptions', 1)} boards with {cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} "
-             f"wrong digits, T = {cfg['T']} turns, batch {cfg['train']['batch_size']}. Paper numbers beside ours; ours are from a run",
+             f"wrong digits, T = {cfg['rm']['eval']['turns']} turns, batch {cfg['train']['batch_size']}. Paper numbers beside ours; ours are from a run",
              f"truncated at {steps} steps, NOT the converged numbers.", "",
              "| Variant | seed | steps | Exact (ours) | Exact (paper) | Valid (ours) | Valid (paper) | Replay % (ours) | "
              "Replay % (paper) | Conflicts (ours) | Conflicts (paper) | wall s |", "|" + "---|" * 12]

@@ -21,7 +21,6 @@ import tempfile
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,11 +29,12 @@ def worker(config: str, variant: str, steps: int, threads: int, work: str, n_tra
     """In this process: data, then ``steps`` training steps; returns the measured rates."""
     import torch
 
+    from rm_core.config import load_config
     from rm_core.io import read_parquet
     from rm_core.pipeline import sudoku
 
     torch.set_num_threads(threads)
-    cfg = yaml.safe_load(open(config))["sudoku"]
+    cfg = load_config(config)["sudoku"]
     cfg.update(n_train=n_train, n_test=10)  # throughput does not depend on the data size
     warm = max(1, steps // 10)
     cfg["train"].update(steps=steps, log_every=warm, checkpoint_every=10 * steps, warmup_steps=min(warm, 10))

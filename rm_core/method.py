@@ -66,6 +66,18 @@ class RMEval:
         _check_keys(cls, d, where)
         return cls(**d)
 
+    def check_track(self, where: str, inits: tuple, draft: bool = False, final_reveal: bool = False,
+                    early_stop: bool = False) -> "RMEval":
+        """Raise when a setting asks for something the track's sampler does not do (a key set
+        there must never be ignored silently); return self."""
+        if self.init not in inits:
+            raise ValueError(f"{where}.init must be one of {inits} for this track, got {self.init!r}")
+        for key, ok in (("draft_steps", draft or self.draft_steps == 0), ("final_reveal", final_reveal or not self.final_reveal),
+                        ("early_stop", early_stop or not self.early_stop)):
+            if not ok:
+                raise ValueError(f"{where}.{key} = {getattr(self, key)!r} is not supported by this track")
+        return self
+
 
 @dataclass(frozen=True)
 class RMConfig:
@@ -74,7 +86,9 @@ class RMConfig:
     Reference ``history`` (Eq. 2), the Eq. 4 loss with probabilities clipped at ``eps`` and
     weight ``other_weight`` on editable positions outside the edit set; the auxiliary losses
     (ours) ``unlikelihood_weight`` (against re-masking positions that never change) and
-    ``ordering_weight`` (a pairwise re-mask ranking); and ``eval``."""
+    ``ordering_weight`` (a pairwise re-mask ranking); and ``eval`` (None for a training stage,
+    which is given the section without it, so that editing an evaluation setting does not
+    retrain)."""
 
     T: int
     history: HistoryConfig
@@ -84,7 +98,7 @@ class RMConfig:
     other_weight: float
     unlikelihood_weight: float
     ordering_weight: float
-    eval: RMEval
+    eval: RMEval | None
 
     def __post_init__(self):
         if self.T < 1:
@@ -94,6 +108,13 @@ class RMConfig:
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "rm") -> "RMConfig":
-        _check_keys(cls, d, where)
+        """``d`` with or without ``eval`` (see the class docstring); any other key missing is an error."""
+        _check_keys(cls, {"eval": None, **d}, where)
+        ev = d.get("eval")
         return cls(**{**d, "history": HistoryConfig(**d["history"]), "edit_set": EditSetSize(**d["edit_set"]),
-                      "eval": RMEval.from_dict(d["eval"], f"{where}.eval")})
+                      "eval": None if ev is None else RMEval.from_dict(ev, f"{where}.eval")})
+
+
+def training_settings(rm: dict) -> dict:
+    """A track's ``rm`` settings without ``eval``: what its training stages read."""
+    return {k: v for k, v in rm.items() if k != "eval"}

@@ -30,7 +30,6 @@ from typing import Optional, Sequence
 
 import torch
 
-from .rule import reveal_ids
 
 CONFIDENCE = ("vocab", "allowed")
 

@@ -251,8 +251,13 @@ def test_paper_dry_run_lists_the_fetch_jobs_first_and_mini_none(tmp_path):
     fetch = {"fetch_llada", "fetch_dimoo", "fetch_imgedit", "fetch_imgedit_unpack", "fetch_math_train",
              "fetch_benchmarks"}
     assert fetch <= set(jobs)
-    first_consumer = min(jobs.index(j) for j in ("text_data", "text_base", "image_data", "image_vq"))
-    assert max(jobs.index(j) for j in fetch) < first_consumer
+    # every fetch job is listed before the job that reads what it fetched (the dry run lists jobs
+    # wave by wave; the ImgEdit unpack waits for the ImgEdit download, so it is in the second wave)
+    for fetched, consumer in (("fetch_benchmarks", "text_data"), ("fetch_math_train", "text_data"),
+                              ("fetch_llada", "text_base"), ("fetch_imgedit", "fetch_imgedit_unpack"),
+                              ("fetch_imgedit_unpack", "image_data"), ("fetch_dimoo", "image_vq")):
+        assert jobs.index(fetched) < jobs.index(consumer), (fetched, consumer)
+    assert {j for j in jobs[:6]} <= fetch | {"sudoku_data"}  # the first wave: downloads (and Sudoku's own data)
     (tmp_path / "m").mkdir()
     mini = _dry(["all"], tmp_path / "m")  # the default config: mini
     assert "fetch_" not in mini

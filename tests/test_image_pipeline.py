@@ -6,7 +6,6 @@ fake ImgEdit folder -> data -> tokens -> a few RM training steps -> sampling -> 
 Also: the auxiliary losses on constructed cases, equal SFT/RM budgets, the Snakemake DAG.
 """
 
-import copy
 import importlib.util
 import json
 import warnings
@@ -16,10 +15,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-import yaml
 from PIL import Image
 from workflow_copy import run_snakemake
 
+from rm_core.config import load_config
+from rm_core.method import training_settings
 from rm_core.io import read_parquet
 from rm_core.pipeline import image as im
 
@@ -29,7 +29,7 @@ HAS_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
 
 
 def mini_cfg() -> dict:
-    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config.yaml").read_text())["image"])
+    cfg = load_config()["image"]
     cfg["data"].update(n_train=48, n_val=6, n_test=6)
     cfg["data"]["scenes"]["n_base"] = 48
     cfg["model"]["small"] = {"d_model": 32, "n_layers": 1, "n_heads": 2, "mlp_ratio": 2, "pos_scale": 1.0}
@@ -37,7 +37,8 @@ def mini_cfg() -> dict:
     cfg["base"]["train"].update(steps=3, batch_size=4, log_every=1, checkpoint_every=100)
     cfg["train"].update(steps=3, batch_size=4, log_every=1, checkpoint_every=100)
     cfg["rm"]["ordering_weight"] = 0.5  # exercise the optional loss too
-    cfg["eval"].update(maskgit_steps=2, rm_turns=2, batch_size=4, n_figure=3)
+    cfg["eval"].update(maskgit_steps=2, batch_size=4, n_figure=3)
+    cfg["rm"]["eval"]["turns"] = 2
     return cfg
 
 
@@ -177,7 +178,7 @@ def _fake_imgedit(root: Path, n: int = 9) -> None:
 
 
 def paper_cfg(root: Path, ckpt: Path) -> dict:
-    cfg = copy.deepcopy(yaml.safe_load((ROOT / "config" / "paper.yaml").read_text())["image"])
+    cfg = load_config(ROOT / "config" / "paper.yaml")["image"]
     cfg["data"].update(n_train=6, n_test=3)
     cfg["data"]["imgedit"].update(root=str(root), parquet_glob="**/*.parquet", unpack_root=str(root / "unpacked"),
                                   crop_size=[64, 64], processes=1)
@@ -185,7 +186,8 @@ def paper_cfg(root: Path, ckpt: Path) -> dict:
     cfg["text"]["text_len"] = 8
     cfg["model"].update(checkpoint=str(ckpt), gradient_checkpointing=False)
     cfg["train"].update(steps=2, batch_size=2, log_every=1, checkpoint_every=100, warmup_steps=0)
-    cfg["eval"].update(maskgit_steps=2, rm_turns=2, batch_size=2, n_figure=2)
+    cfg["eval"].update(maskgit_steps=2, batch_size=2, n_figure=2)
+    cfg["rm"]["eval"]["turns"] = 2
     cfg["eval"]["vqascore"].update(cache_dir=str(root / "hf_cache"), required=False)
     return cfg
 
@@ -247,14 +249,6 @@ def test_missing_checkpoint_and_data_name_what_to_get(tmp_path):
 
 # --------------------------------------------------------------------------- the workflow
 
-def _deep_update(base: dict, over: dict) -> None:
-    for k, v in over.items():
-        if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _deep_update(base[k], v)
-        else:
-            base[k] = v
-
-
 @pytest.mark.parametrize("paper", [False, True])
 def test_image_dag_in_dry_run(workdir, paper):
     args = ["-n", "-p", "all"] + (["--configfile", "config/paper.yaml"] if paper else [])
@@ -265,10 +259,7 @@ def test_image_dag_in_dry_run(workdir, paper):
     assert r.stdout.count("rule image_eval:") == 3 and r.stdout.count("rule image_train:") == 2
     # SFT gets the `sft` settings, RM the `rm` settings, both the same `train` budget and model
     # (the values the configuration holds, as Snakemake merges --configfile over config.yaml)
-    expected = yaml.safe_load((ROOT / "config.yaml").read_text())
-    if paper:
-        _deep_update(expected, yaml.safe_load((ROOT / "config" / "paper.yaml").read_text()))
-    expected = expected["image"]
+    expected = load_config(*([ROOT / "config" / "paper.yaml"] if paper else []))["image"]
     params = {}
     for line in r.stdout.splitlines():
         if "image-train" in line:
@@ -276,7 +267,8 @@ def test_image_dag_in_dry_run(workdir, paper):
             params[model] = json.loads(line.split("--params ")[1].split("' ")[0].strip("'"))
     assert set(params) == {"sft", "rm"}
     assert params["sft"]["sft"] == expected["sft"] and "rm" not in params["sft"]
-    assert params["rm"]["rm"] == expected["rm"] and "sft" not in params["rm"]
+    # RM training gets the method settings without `eval` (an evaluation setting must not retrain)
+    assert params["rm"]["rm"] == training_settings(expected["rm"]) and "sft" not in params["rm"]
     for which in ("sft", "rm"):
         for key in ("train", "model", "text", "cfg_dropout"):
             assert params[which][key] == expected[key], (which, key)

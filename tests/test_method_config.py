@@ -41,3 +41,23 @@ def test_unknown_and_missing_keys_are_errors_naming_them():
         RMConfig.from_dict({**TOP, "p_wrong": 1.5, "eval": {**TOP["eval"], "init": "given"}})
     with pytest.raises(ValueError, match=r"history\.gamma"):
         RMConfig.from_dict({**TOP, "history": {**TOP["history"], "gamma": 0.0}, "eval": {**TOP["eval"], "init": "given"}})
+
+
+def test_a_track_refuses_an_eval_setting_its_sampler_does_not_do():
+    ev = RMEval.from_dict({**TOP["eval"], "init": "given"})
+    assert ev.check_track("sudoku.rm.eval", ("given",)) is ev
+    with pytest.raises(ValueError, match=r"sudoku\.rm\.eval\.early_stop = True is not supported"):
+        RMEval.from_dict({**TOP["eval"], "init": "given", "early_stop": True}).check_track("sudoku.rm.eval", ("given",))
+    with pytest.raises(ValueError, match=r"image\.rm\.eval\.init must be one of \('source',\)"):
+        ev.check_track("image.rm.eval", ("source",), final_reveal=True)
+    with pytest.raises(ValueError, match=r"draft_steps = 4"):
+        RMEval.from_dict({**TOP["eval"], "init": "source", "draft_steps": 4}).check_track("image.rm.eval", ("source",))
+    text = RMEval.from_dict({**TOP["eval"], "init": "draft", "draft_steps": 4, "early_stop": True})
+    assert text.check_track("text.rm.eval", ("draft", "mask"), draft=True, early_stop=True) is text
+
+
+def test_training_stages_get_the_settings_without_eval():
+    from rm_core.method import training_settings
+
+    d = training_settings(TOP)
+    assert "eval" not in d and RMConfig.from_dict(d).eval is None and RMConfig.from_dict(d).T == 6

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -60,13 +61,20 @@ def test_reveal_counts_sum_and_blocks():
 
 
 def naive_plan(n, steps, schedule):
-    """Tokens to commit per step: LLaDA's even split (remainder first) or MaskGIT's cosine."""
+    """Tokens to commit per step: LLaDA's even split (remainder first) or Lumina-DiMOO's MaskGIT
+    cosine: after step s < steps - 1 keep max(1, floor(n cos(pi/2 (s+1)/steps))) masked, computed
+    in float32 as upstream (numpy here), but at most one fewer than before the step; none after
+    the last step."""
     if schedule == "linear":
         return [n // steps + (1 if s < n % steps else 0) for s in range(steps)]
-    remaining = [math.floor(n * math.cos(math.pi / 2 * (s + 1) / steps)) for s in range(steps)]
-    remaining[-1] = 0
-    prev = [n] + remaining[:-1]
-    return [a - b for a, b in zip(prev, remaining)]
+    out, r = [], n
+    for s in range(steps):
+        arg = np.float32(np.float32(math.pi / 2) * np.float32((s + 1) / steps))
+        cos32 = np.float32(math.cos(float(arg)))
+        keep = 0 if s == steps - 1 else min(max(1, int(np.floor(np.float32(n) * cos32))), max(r - 1, 0))
+        out.append(r - keep)
+        r = keep
+    return out
 
 
 def naive_blocks_low_conf(model, x0, editable, steps, block_length, schedule):
@@ -123,13 +131,13 @@ def test_blocks_and_schedules_match_naive(schedule):
     model = TableDenoiser(vocab_size=9, d=6, n_positions=14, seed=4)
     g = torch.Generator().manual_seed(8)
     x0 = torch.randint(0, 8, (4, 14), generator=g)
-    editable = torch.rand(4, 14, generator=g) < 0.8
-    editable[:, :2] = False
+    editable = torch.zeros(4, 14, dtype=torch.bool)
+    editable[:, 2:] = True  # 12 answer positions in every row: blocks must divide them, as in LLaDA
     x0[editable & (torch.rand(4, 14, generator=g) < 0.85)] = model.mask_id
-    for steps, block in ((7, None), (12, 5), (9, 4), (2, 3), (14, 1), (6, 20)):
+    for steps, block in ((7, None), (12, 4), (9, 4), (8, 3), (12, 1), (6, 12)):
         got, traj = low_confidence_sample(model, x0, editable, steps, block_length=block, schedule=schedule,
                                           return_trajectory=True)
-        want, want_traj = naive_blocks_low_conf(model, x0, editable, steps, block or 14, schedule)
+        want, want_traj = naive_blocks_low_conf(model, x0, editable, steps, block or 12, schedule)
         assert torch.equal(got, want) and torch.equal(traj, want_traj), (steps, block)
         assert torch.equal(got[~editable], x0[~editable])
 

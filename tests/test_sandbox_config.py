@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import pytest
-import yaml
+
+from rm_core.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -12,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_unsafe_code_exec_defaults_to_safe(name):
     from snakemake.utils import validate
 
-    cfg = yaml.safe_load((ROOT / name).read_text())
+    cfg = load_config(ROOT / name)  # the real config (paper: over config.yaml, as Snakemake loads it)
     assert cfg["text"]["eval"]["unsafe_code_exec"] is False
     validate(cfg, str(ROOT / "workflow" / "schemas" / "config.schema.yaml"))
     bad = dict(cfg, text=dict(cfg["text"], eval=dict(cfg["text"]["eval"], unsafe_code_exec="yes")))

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from rm_core.config import load_config
 from rm_core.grouped import train_grouped
 from rm_core.history import HistoryConfig
 from rm_core.pipeline.sudoku import build_model, rm_sudoku_loss, rm_sudoku_parts
@@ -11,13 +12,13 @@ from rm_core.train import TrainConfig, train
 
 torch.set_num_threads(1)
 
-CFG = {
-    "box": [2, 2], "T": 6,
+CFG = load_config({"sudoku": {
+    "box": [2, 2],
     "model": {"d_model": 32, "n_layers": 2, "n_heads": 2, "mlp_ratio": 2, "pos_scale": 1.0, "embed_std": 0.02},
     "train": {"steps": 6, "batch_size": 16, "lr": 3e-3, "warmup_steps": 2, "grad_clip": 0.05, "log_every": 2,
               "checkpoint_every": 100},
-    "rm": {"edit_set": {"kind": "count", "low": 1, "high": 4}, "p_wrong": 0.5, "other_weight": 1.0, "eps": 1e-8},
-}
+    "rm": {"edit_set": {"kind": "count", "low": 1, "high": 4}},
+}})["sudoku"]
 RUNS = [({"kind": "none"}, 0), ({"kind": "her", "gamma": 0.9}, 1), ({"kind": "sum"}, 0)]
 
 

@@ -15,14 +15,14 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 
 import pandas as pd
 import torch
-import yaml
 
 from tiny_checkpoint import write_tiny_llada
+from rm_core.config import load_config
 from rm_core.pipeline import text, text_eval, text_report, text_train
 from rm_core.tasks.text.layout import batch_layout
 
 ROOT = Path(__file__).resolve().parents[1]
-CONFIG = yaml.safe_load((ROOT / "config.yaml").read_text())["text"]
+CONFIG = load_config()["text"]
 
 
 def mini_cfg():
@@ -32,9 +32,9 @@ def mini_cfg():
     cfg["base"]["train"].update(steps=3, batch_size=4, warmup_steps=1, log_every=1, checkpoint_every=2)
     cfg["finetune"]["train"].update(steps=2, batch_size=4, warmup_steps=1, log_every=1, checkpoint_every=1)
     cfg["probe"].update(top_k=5, batch_size=16)
-    cfg["eval"].update(batch_size=8, scaling_turns=3, mc_num=2)
+    cfg["eval"].update(batch_size=8, mc_num=2)
     cfg["eval"]["low_confidence"]["steps"] = 4
-    cfg["eval"]["rm"].update(turns=2, draft_steps=2)
+    cfg["rm"]["eval"].update(turns=2, draft_steps=2, scaling_turns=3)
     return cfg
 
 

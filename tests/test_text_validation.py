@@ -2,18 +2,15 @@
 and what `text-eval --split val` evaluates (issue: every choice is made on validation)."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
-import yaml
-
+from rm_core.config import load_config
 from rm_core.pipeline import text, text_eval
 from rm_core.tasks.text import benchmarks as B
 from rm_core.tasks.text.mini import make_mini
 
-ROOT = Path(__file__).resolve().parents[1]
-TEXT = yaml.safe_load((ROOT / "config.yaml").read_text())["text"]
+TEXT = load_config()["text"]
 
 
 @pytest.mark.parametrize("kind", ["math", "code", "mc"])

@@ -9,15 +9,16 @@ import pytest
 import torch
 
 from rm_core.backbones.small_transformer import SmallTransformer
+from rm_core.config import load_config
 from rm_core.io import load_tensors, read_parquet, write_parquet
 from rm_core.pipeline import sudoku
 from rm_core.train import save_checkpoint
 
-CFG = dict(box=[2, 2], n_train=40, n_test=8, test_wrong=[1, 3], T=6,
-           model=dict(d_model=32, n_layers=2, n_heads=2, mlp_ratio=2, pos_scale=1.0),
-           train=dict(steps=12, batch_size=8, lr=1e-3, warmup_steps=2, log_every=2, checkpoint_every=4),
-           rm=dict(edit_set=dict(kind="count", low=1, high=3), p_wrong=0.5, other_weight=1.0, eps=1e-8),
-           variants=dict(her=dict(kind="her", gamma=0.9)))
+CFG = load_config({"sudoku": dict(
+    box=[2, 2], n_train=40, n_val=8, n_test=8, test_wrong=[1, 3], test_corruptions=1,
+    model=dict(d_model=32, n_layers=2, n_heads=2, mlp_ratio=2, pos_scale=1.0),
+    train=dict(steps=12, batch_size=8, lr=1e-3, warmup_steps=2, log_every=2, checkpoint_every=4),
+    rm=dict(edit_set=dict(kind="count", low=1, high=3)), variants=dict(her=dict(kind="her")))})["sudoku"]
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
@@ -137,13 +138,9 @@ def test_empty_boards_file_is_named(tmp_path):
 
 def test_image_fingerprints_cover_the_token_files(tmp_path, monkeypatch):
     """Image track: base and SFT/RM fingerprints change with the token files' bytes at equal row counts."""
-    import copy
-
-    import yaml
-
     from rm_core.pipeline import image as im
 
-    cfg = copy.deepcopy(yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())["image"])
+    cfg = load_config()["image"]
     cfg["data"].update(n_train=12, n_test=2)
     cfg["data"]["scenes"]["n_base"] = 12
     d = {k: str(tmp_path / k) for k in ("data", "vq", "tokens", "base")}

@@ -23,7 +23,7 @@ def test_unknown_key_is_an_error_naming_it(workdir):
 
 
 def test_wrong_type_is_an_error_naming_the_key(workdir):
-    r = snakemake(["all", "-n", "--configfile", write_override(workdir, {"sudoku": {"T": "six"}})], workdir)
+    r = snakemake(["all", "-n", "--configfile", write_override(workdir, {"rm": {"T": "six"}})], workdir)
     assert r.returncode != 0
     out = r.stderr + r.stdout
     assert "'six' is not of type 'integer'" in out and "T" in out
@@ -45,7 +45,7 @@ def test_dry_run_lists_every_stage_and_lint_is_clean(workdir):
 
 
 TINY = {
-    "sudoku": {"n_train": 48, "n_test": 12, "test_corruptions": 2, "eval_turns": 7,
+    "sudoku": {"n_train": 48, "n_val": 12, "n_test": 12, "test_corruptions": 2, "rm": {"eval": {"scaling_turns": 7}},
                "model": {"d_model": 32, "n_layers": 1, "n_heads": 2},
                "train": {"steps": 6, "batch_size": 8, "warmup_steps": 1, "log_every": 2, "checkpoint_every": 3}},
     "text": {"data": {"mini": {"n_train": 16, "n_test": 6}},  # the text track, tiny (tests/test_text_pipeline.py)
@@ -53,13 +53,14 @@ TINY = {
              "base": {"train": {"steps": 4, "batch_size": 4, "lr": 3.0e-3, "warmup_steps": 1, "log_every": 2}},
              "finetune": {"train": {"steps": 2, "batch_size": 4, "lr": 1.0e-3, "warmup_steps": 1, "log_every": 1}},
              "probe": {"top_k": 4},
-             "eval": {"low_confidence": {"steps": 4, "block_length": None}, "scaling_turns": 3,
-                      "rm": {"turns": 2, "init": "draft", "draft_steps": 2, "early_stop": False}}},
+             "eval": {"low_confidence": {"steps": 4, "block_length": None}},
+             "rm": {"eval": {"turns": 2, "scaling_turns": 3, "init": "draft", "draft_steps": 2}}},
     "image": {"data": {"n_train": 48, "n_test": 6, "scenes": {"n_base": 48}},  # tests/test_image_pipeline.py
               "model": {"small": {"d_model": 32, "n_layers": 1, "n_heads": 2}},
               "base": {"noise_steps": 1, "train": {"steps": 3, "batch_size": 4, "log_every": 1}},
               "train": {"steps": 2, "batch_size": 4, "log_every": 1},
-              "eval": {"maskgit_steps": 2, "rm_turns": 2, "batch_size": 8, "n_figure": 2}},
+              "eval": {"maskgit_steps": 2, "batch_size": 8, "n_figure": 2},
+              "rm": {"eval": {"turns": 2}}},
 }
 
 
@@ -87,7 +88,7 @@ def test_mini_dag_end_to_end_and_param_edit_reruns_only_dependents(workdir):
         assert name in html, f"{name} missing from the report"
     assert "Table 1: image editing" in html and "paper" in html
     # editing an evaluation parameter reruns evaluation and the table, not data or training
-    TINY2 = {**TINY, "sudoku": {**TINY["sudoku"], "eval_turns": 8}}
+    TINY2 = {**TINY, "sudoku": {**TINY["sudoku"], "rm": {"eval": {"scaling_turns": 8}}}}
     r = snakemake(["all", "-n", "--configfile", write_override(workdir, TINY2)], workdir)
     assert r.returncode == 0, r.stderr
     assert "sudoku_eval" in r.stdout and "table2" in r.stdout

@@ -30,11 +30,7 @@ Choices of ours (the paper does not state them; all are config keys):
   instructions, but it never saw the edit training set. Its first ``base.noise_steps``
   steps reconstruct random code mosaics only (identity pairs of uniformly drawn codes, the
   whole target masked, no CFG dropout), and a share ``base.p_noise`` of such rows stays in
-  the mix: measured here, a small MDM with learned absolute positions otherwise sits for
-  hundreds of steps on the plateau "predict the background code everywhere" and never
-  learns to copy the source image (the dominant background code hides the copy signal);
-  on uniform mosaics it learns to copy in ~100 steps (with no lr warm-up: a 20-step warm-up
-  kept it on the plateau).
+  the mix, so that a small MDM learns to copy the source image (README: why).
 - **SFT** = the vanilla MDM objective on the edit training set, masking target-image code
   positions only. ``sft.objective: dimoo`` (default) is Lumina-DiMOO's public fine-tuning
   loss (fact sheet §4): r ~ U(0, 1), n = max(1, int(L cos(pi r / 2))) code slots masked
@@ -51,8 +47,7 @@ Choices of ours (the paper does not state them; all are config keys):
   ``rm.p_wrong`` (P(rule = wrong); the mini and paper configs use 1.0, because the test start
   is the source image, i.e. every edit position holds its wrong token and none is MASK).
   Loss = Eq. 4 (+ ``rm.other_weight`` on non-corrupted positions) + the two auxiliary losses
-  below. (Disclosure: at the mini scale p_wrong 1.0 and unlikelihood weight 1.0 were picked
-  among four RM settings by their held-out metrics; SFT's settings were not searched.)
+  below.
 - **Unlikelihood loss** (Welleck et al. 2019; the paper's companion with its form is not
   public): at the *non-edit* target positions (source token == target token; always
   visible and correct in every RM state) the only wrong action Eq. 1 can take is to
@@ -66,10 +61,10 @@ Choices of ours (the paper does not state them; all are config keys):
 - **Sampling**: base and SFT with the MaskGIT low-confidence sampler as Lumina-DiMOO runs it
   (its float32 cosine plan, confidence = softmax over the image codes only, ``eval.maskgit_steps``
   steps, ``eval.temperature``: 0 greedy, > 0 Gumbel sampling with noisy re-masking, seeded by
-  ``eval.seed``; committed tokens never revisited) from a fully masked target; RM with Eq. 1 for ``eval.rm_turns`` turns from the source image's
+  ``eval.seed``; committed tokens never revisited) from a fully masked target; RM with Eq. 1 for ``rm.eval.turns`` turns from the source image's
   tokens in the target region (RM revises the source). Positions still MASK after the
   last turn (re-masked at turn T) get the reveal branch of one more Eq. 1 step, with the
-  history carried on (``eval.final_reveal``). Every sampler reveals image codes only and
+  history carried on (``rm.eval.final_reveal``). Every sampler reveals image codes only and
   uses CFG l = c + s_t (c − u_text) + s_i (c − u_img) with ``eval.text_scale`` /
   ``eval.image_scale`` (rm_core.guidance). With ``eval.mask_padding`` every sampler passes an
   attention mask that hides the instruction slot's PAD positions (the text branch of CFG
@@ -95,15 +90,15 @@ import torch
 import torch.nn.functional as F
 
 from ..guidance import CFGDenoiser, cfg_dropout
-from ..history import HistoryConfig
 from ..io import read_parquet, write_json, write_parquet
+from ..method import RMConfig
 from ..objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_model_input
 from ..rule import rm_sample
 from ..samplers import low_confidence_sample
 from ..tasks.image.layout import (SEG_SRC, SEG_TEXT, SEG_TGT, LayoutSpec, aligned_source, build_batch,
                                   extract_target, key_padding_mask, non_code_ids, positions, uncond_text_ids)
 from ..train import TrainConfig, files_digest, train
-from ..trajectory import EditSetSize, SourceProposal, build_instances
+from ..trajectory import SourceProposal, build_instances
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +143,8 @@ def _dtype(cfg: dict):
     return getattr(torch, cfg["model"].get("dtype", "float32"))
 
 
-def _history(cfg: dict) -> HistoryConfig:
-    return HistoryConfig.from_dict(cfg["rm"]["history"])
+def _rm(cfg: dict) -> RMConfig:
+    return RMConfig.from_dict(cfg["rm"], "image.rm")
 
 
 def _scene_spec(cfg: dict):
@@ -506,9 +501,8 @@ def ordering_loss(logits: torch.Tensor, z: torch.Tensor, target: torch.Tensor, e
 
 def rm_loss_fn(cfg: dict, spec: LayoutSpec, data: dict):
     """Appendix C with the source proposal, Eq. 4, CFG dropout, unlikelihood (+ ordering)."""
-    rm = cfg["rm"]
-    T, history = int(rm["T"]), _history(cfg)
-    edit_size = EditSetSize(**rm["edit_set"])
+    rm = _rm(cfg)
+    T, history = rm.T, rm.history
     bs = int(cfg["train"]["batch_size"])
     ids_all, edit_row, src_all = data["ids"], data["editable"], data["src"]
     # the ordering loss builds (B, n, n) pairs over the editable positions only
@@ -519,20 +513,20 @@ def rm_loss_fn(cfg: dict, spec: LayoutSpec, data: dict):
         idx = torch.randint(0, len(ids_all), (bs,), generator=g, device=dev).cpu()
         target, src = ids_all[idx].to(dev), src_all[idx].to(dev)
         editable = edit_row.to(dev).expand(bs, -1)
-        inst = build_instances(target, editable, T, spec.mask_id, SourceProposal(src), g, edit_size, rm["p_wrong"])
+        inst = build_instances(target, editable, T, spec.mask_id, SourceProposal(src), g, rm.edit_set, rm.p_wrong)
         a = rm_model_input(model, inst, editable, history, T)
         logits = model.logits(_dropout(model, spec, a, cfg, g))
-        w = position_weights(inst.edit_set, editable, rm["other_weight"])
-        out = rm_loss(logits, inst.z, target, editable, spec.mask_id, weights=w, eps=rm["eps"])
+        w = position_weights(inst.edit_set, editable, rm.other_weight)
+        out = rm_loss(logits, inst.z, target, editable, spec.mask_id, weights=w, eps=rm.eps)
         total, parts = out.total, out.as_floats()
-        if rm["unlikelihood_weight"]:
-            ul = unlikelihood_loss(logits, editable & (src == target), spec.mask_id, rm["eps"])
-            total = total + rm["unlikelihood_weight"] * ul
+        if rm.unlikelihood_weight:
+            ul = unlikelihood_loss(logits, editable & (src == target), spec.mask_id, rm.eps)
+            total = total + rm.unlikelihood_weight * ul
             parts["unlikelihood"] = float(ul.detach())
-        if rm["ordering_weight"]:
+        if rm.ordering_weight:
             ti = tgt_idx.to(dev)
             od = ordering_loss(logits[:, ti], inst.z[:, ti], target[:, ti], editable[:, ti], spec.mask_id)
-            total = total + rm["ordering_weight"] * od
+            total = total + rm.ordering_weight * od
             parts["ordering"] = float(od.detach())
         parts["rm"] = parts.pop("total")
         return total, parts
@@ -633,9 +627,10 @@ def sample_edits(cfg: dict, which: str, model, spec: LayoutSpec, df: pd.DataFram
         attn = pad_attention_mask(seqs["src"].to(dev), spec, ev)
         if which == "rm":
             x0 = seqs["src"].to(dev)  # the target region starts as the source image's tokens
-            T = int(ev["rm_turns"])
-            extra = 1 if ev["final_reveal"] else 0
-            res = rm_sample(den, x0, editable, T + extra, history=_history(cfg), forbid_ids=forbid,
+            rm = _rm(cfg)
+            rm.eval.check_track("image.rm.eval", ("source",), final_reveal=True)
+            T, extra = rm.eval.turns, 1 if rm.eval.final_reveal else 0
+            res = rm_sample(den, x0, editable, T + extra, history=rm.history, forbid_ids=forbid,
                             attention_mask=attn, return_trajectory=True)
             traj = res.trajectory  # (B, T+1(+1), N) on CPU
             final = traj[:, T]
@@ -770,11 +765,11 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], outputs_paths: list[
     lines = [
         f"Ours: {n} held-out edits; {instr_note}; paper column = VQAScore x 100.",
         f"Base/SFT: MaskGIT cosine sampler, {ev['maskgit_steps']} steps, from a fully masked target; RM: Eq. 1 for "
-        f"{ev['rm_turns']} turns from the source tokens (HR {cfg['rm']['history']}); CFG text {ev['text_scale']}, "
+        f"{cfg['rm']['eval']['turns']} turns from the source tokens (HR {cfg['rm']['history']}); CFG text {ev['text_scale']}, "
         f"image {ev['image_scale']}. SFT and RM: {tr['steps']} steps x batch {tr['batch_size']} each from the base. "
-        f"Base/SFT sampling temperature {float(ev.get('temperature', 0.0))} (0 = greedy; Lumina-DiMOO's default 1.0).",
+        f"Base/SFT sampling temperature {float(ev['temperature'])} (0 = greedy; Lumina-DiMOO's default 1.0).",
         ("PSNR (ours) = 10 log10(255^2 / MSE) of the MSE pooled over all examples' non-target pixels (an unchanged "
-         f"image has infinite PSNR; the capped per-example mean would be " +
+         "image has infinite PSNR; the capped per-example mean would be " +
          ", ".join(f"{MODEL_NAMES[m]} {extra[m]['psnr']:.2f}" for m in extra) + ")."
          if ev["psnr"] == "pooled" else
          f"PSNR (ours) = mean over examples of the per-image PSNR (capped at {ev['psnr_cap']} dB when identical)."),
@@ -861,7 +856,7 @@ def _figure(cfg, frames, outputs_paths, data_dir, tokens_dir, vq_dir, stem, scal
             codes = np.stack([np.asarray(outs[m].loc[i, "codes"]) for i in pick]).reshape(-1, gh, gw)
             cols.append((MODEL_NAMES[m].replace(", no tuning (Lumina)", ""), codec.decode(codes)))
     if "rm" in outs:
-        T = int(cfg["eval"]["rm_turns"])
+        T = int(cfg["rm"]["eval"]["turns"])
         traj = np.stack([np.asarray(outs["rm"].loc[i, "trajectory"]) for i in pick]).reshape(len(pick), T + 1, gh, gw)
         for t in range(1, T + 1):
             c = traj[:, t]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -16,15 +17,16 @@ import torch
 
 from ..backbones.small_transformer import SmallTransformer, SmallTransformerConfig
 from ..history import HistoryConfig
-from ..io import read_parquet, write_json, write_parquet
-from ..metrics.sudoku import board_metrics, summarize
 from ..history_table import rm_model_input_table
+from ..io import read_parquet, write_json, write_parquet
+from ..method import RMConfig, merge
+from ..metrics.sudoku import board_metrics, summarize
 from ..objective import position_weights, rm_loss
 from ..rule import rm_sample
 from ..tasks.sudoku import (SCHEMA_DOC, SudokuSpec, boards_to_frame, corrupt_boards, frame_to_boards,
                             to_tokens, train_test_boards)
 from ..train import TrainConfig, files_digest, train
-from ..trajectory import EditSetSize, UniformProposal, build_instances
+from ..trajectory import UniformProposal, build_instances
 
 log = logging.getLogger(__name__)
 
@@ -79,28 +81,32 @@ def build_model(cfg: dict, spec: SudokuSpec) -> SmallTransformer:
                                                    mask_id=spec.mask_id, **cfg["model"]))
 
 
+def variant_history(cfg: dict, variant: str) -> HistoryConfig:
+    """A Table-2 row: the track's History Reference (``rm.history``) with the variant's keys over it."""
+    return HistoryConfig(**merge(cfg["rm"]["history"], cfg["variants"][variant]))
+
+
 def rm_sudoku_parts(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, spec: SudokuSpec):
     """The RM objective on Sudoku in two halves: ``make_input(model, g) -> (inputs, aux)`` draws
     the Appendix C instances (wrong-digit proposal) and builds the History Reference input;
     ``finish(logits, aux) -> (loss, parts)`` is the Eq. 4 loss. The grouped trainer
     (rm_core.grouped) runs the backbone between them for several models at once."""
-    rm = cfg["rm"]
-    T = int(cfg["T"])
+    rm = RMConfig.from_dict(cfg["rm"], "sudoku.rm")
+    T = rm.T
     proposal = UniformProposal(range(spec.n))
-    edit_size = EditSetSize(**rm["edit_set"])
 
     def make_input(model, g):
         idx = torch.randint(0, len(solutions), (cfg["train"]["batch_size"],), generator=g, device=g.device)
         target = solutions.to(g.device)[idx]
         editable = torch.ones_like(target, dtype=torch.bool)
-        inst = build_instances(target, editable, T, spec.mask_id, proposal, g, edit_size, rm["p_wrong"])
+        inst = build_instances(target, editable, T, spec.mask_id, proposal, g, rm.edit_set, rm.p_wrong)
         # Eq. 2 from the (token, lag span) table: equal to rm_model_input, faster (rm_core.history_table)
         return rm_model_input_table(model, inst, editable, history, T, spec.vocab_size), (inst, target, editable)
 
     def finish(logits, aux):
         inst, target, editable = aux
-        w = position_weights(inst.edit_set, editable, rm["other_weight"])
-        out = rm_loss(logits, inst.z, target, editable, spec.mask_id, weights=w, eps=rm["eps"])
+        w = position_weights(inst.edit_set, editable, rm.other_weight)
+        out = rm_loss(logits, inst.z, target, editable, spec.mask_id, weights=w, eps=rm.eps)
         return out.total, out.as_floats()
 
     return make_input, finish
@@ -120,7 +126,7 @@ def rm_sudoku_loss(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, s
 def train_variant(cfg: dict, variant: str, seed: int, train_path: str, out_dir: str, stop_after=None) -> None:
     """Train one Table-2 variant from scratch (the variant only changes the History Reference)."""
     spec = spec_of(cfg)
-    history = HistoryConfig.from_dict(cfg["variants"][variant])
+    history = variant_history(cfg, variant)
     solution, _, _ = frame_to_boards(read_parquet(train_path, ["solution", "initial", "board_id"]),
                                      source=str(train_path))
     solutions = torch.as_tensor(to_tokens(solution, spec))
@@ -128,25 +134,27 @@ def train_variant(cfg: dict, variant: str, seed: int, train_path: str, out_dir: 
     model = build_model(cfg, spec)
     log.info("variant %s: %s, %d parameters", variant, history, model.num_parameters())
     tcfg = TrainConfig.from_dict({**cfg["train"], "seed": seed})
-    fp = {"variant": variant, "history": cfg["variants"][variant], "rm": cfg["rm"], "model": cfg["model"],
-          "T": cfg["T"], "n_train": len(solutions), "box": list(cfg["box"]), "data": files_digest([train_path])}
+    fp = {"variant": variant, "history": asdict(history), "rm": cfg["rm"], "model": cfg["model"],
+          "n_train": len(solutions), "box": list(cfg["box"]), "data": files_digest([train_path])}
     train(model, rm_sudoku_loss(cfg, history, solutions, spec), tcfg, out_dir, stop_after=stop_after, fingerprint=fp)
-    write_json({"variant": variant, "history": cfg["variants"][variant], "T": cfg["T"], "seed": seed},
+    write_json({"variant": variant, "history": asdict(history), "T": cfg["rm"]["T"], "seed": seed},
                Path(out_dir) / "run.json")
 
 
 @torch.no_grad()
 def evaluate(cfg: dict, variant: str, model_dir: str, test_path: str, out_metrics: str, out_traj: str,
              out_scaling: str) -> dict:
-    """Run Eq. 1 for ``eval_turns`` turns; metrics at T (Table 2) and after each turn (scaling)."""
+    """Run Eq. 1 for ``rm.eval.scaling_turns`` turns from the given board; metrics after
+    ``rm.eval.turns`` (Table 2) and after each turn (scaling)."""
     spec = spec_of(cfg)
-    history = HistoryConfig.from_dict(cfg["variants"][variant])
+    history = variant_history(cfg, variant)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model = SmallTransformer.from_pretrained(model_dir).to(device).eval()
     solution, initial, ids = frame_to_boards(read_parquet(test_path, ["solution", "initial", "board_id"]),
                                              source=str(test_path))
     sol_t, init_t = to_tokens(solution, spec), torch.as_tensor(to_tokens(initial, spec), device=device)
-    T, turns = int(cfg["T"]), max(int(cfg["eval_turns"]), int(cfg["T"]))
+    rev = RMConfig.from_dict(cfg["rm"], "sudoku.rm").eval.check_track("sudoku.rm.eval", ("given",))
+    T, turns = rev.turns, max(rev.scaling_turns, rev.turns)
     editable = torch.ones_like(init_t, dtype=torch.bool)
     trajs = []
     for start in range(0, len(init_t), cfg["eval_batch_size"]):
@@ -228,7 +236,7 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[
     seeds = sorted({r["seed"] for r in per_seed})
     notes = (f"Ours: {spec.n}x{spec.n} boards ({spec.box_rows}x{spec.box_cols} boxes), {n_boards} test boards "
              f"({cfg['n_test']} solutions x {cfg.get('test_corruptions', 1)} corruptions) with "
-             f"{cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} wrong digits, T = {cfg['T']} turns, "
+             f"{cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} wrong digits, T = {cfg['rm']['eval']['turns']} turns, "
              f"{cfg['train']['steps']} training steps of batch {cfg['train']['batch_size']}; (ours) is the mean over "
              f"seeds {seeds}, ± the half-width of its 95 % t-interval. Paper: 9x9 boards with "
              "4-20 wrong digits, 500 test boards, a 0.81M-parameter 4-layer Transformer.")
@@ -238,10 +246,10 @@ def report(cfg: dict, scale: str, metrics_paths: list[str], scaling_paths: list[
     scaling = pd.concat([read_parquet(p) for p in scaling_paths], ignore_index=True)
     scaling = scaling.groupby(["variant", "turns"], sort=False, as_index=False).mean(numeric_only=True)  # over seeds
     figures.scaling_curve(scaling, "exact_acc", fig_scaling_stem, f"Sudoku ({scale}): exact accuracy vs turns",
-                          names=VARIANT_NAMES, mark_turn=int(cfg["T"]), ylabel="Exact Acc (%)")
+                          names=VARIANT_NAMES, mark_turn=int(cfg["rm"]["eval"]["turns"]), ylabel="Exact Acc (%)")
     trajs = read_parquet(traj_path)
     # the most instructive board: one the model fixed with the most re-masks
-    shown = [np.asarray(t).reshape(-1, spec.n_cells)[: int(cfg["T"]) + 1] for t in trajs["trajectory"]]
+    shown = [np.asarray(t).reshape(-1, spec.n_cells)[: int(cfg["rm"]["eval"]["turns"]) + 1] for t in trajs["trajectory"]]
     mask_counts = [int((t == spec.mask_id).sum()) for t in shown]
     solved = [bool((t[-1] == np.asarray(s)).all()) for t, s in zip(shown, trajs["solution"])]
     i = sorted(range(len(trajs)), key=lambda k: (not solved[k], -mask_counts[k]))[0]

@@ -4,7 +4,7 @@
 the track's lm-eval tasks (``lm_eval_tasks``: local files, math-verify, the MBPP sandbox,
 forward-only multiple choice). The base and vanilla SFT decode with LLaDA's low-confidence
 sampler, RM with the Eq. 1 rule and History Reference (``eval.rm``). One row per (task, doc) goes
-to Parquet (``SAMPLES_SCHEMA``). For an RM model it also runs ``eval.scaling_turns`` turns once
+to Parquet (``SAMPLES_SCHEMA``). For an RM model it also runs ``rm.eval.scaling_turns`` turns once
 on the generation tasks, grades the state after every turn (accuracy vs turns) and keeps the
 trajectories (for the revision figure).
 """
@@ -23,6 +23,7 @@ import torch
 
 from ..io import read_parquet, write_json, write_parquet
 from ..lm_eval_tasks.run import SAMPLES_SCHEMA_DOC
+from ..method import RMEval
 from ..metrics.code_sandbox import configure as configure_code_sandbox
 from .text import forbid_ids, load_backbone, prompt_formatter
 
@@ -32,7 +33,7 @@ SAMPLES_SCHEMA = ("model: str, model name (base, sft_s<seed>, rm_s<seed>)\n"
                   "sampler: str, low_confidence | rm\n" + SAMPLES_SCHEMA_DOC)
 
 SCALING_SCHEMA = """model: str; task: str lm-eval task of the generation docs
-turns: int, RM turns run (0..eval.scaling_turns; 0 = the first state, e.g. the low-confidence draft)
+turns: int, RM turns run (0..rm.eval.scaling_turns; 0 = the first state, e.g. the low-confidence draft)
 accuracy: float, % of docs correct after that many turns (same grader as the lm-eval task)
 n: int, docs"""
 
@@ -81,7 +82,8 @@ def make_lm(model, tok, cfg: dict, sampler: str):
         return RMDiffusionLM(sampler="low_confidence", steps=int(lc["steps"]), block_length=lc["block_length"],
                              **common)
     if sampler == "rm":
-        rm = ev["rm"]
+        rm = cfg["rm"]["eval"]
+        RMEval.from_dict(rm, "text.rm.eval").check_track("text.rm.eval", ("draft", "mask"), draft=True, early_stop=True)
         return RMDiffusionLM(sampler="rm", steps=int(rm["turns"]), history=dict(cfg["rm"]["history"]),
                              rm_init=rm["init"], draft_steps=int(rm["draft_steps"]),
                              early_stop=bool(rm["early_stop"]), **common)
@@ -182,12 +184,12 @@ def _grader(task: str):
 
 @torch.no_grad()
 def scaling_run(cfg: dict, model, tok, name: str, info: dict, limit: int | None = None, split: str = "test"):
-    """One RM run of ``eval.scaling_turns`` turns per generation doc; accuracy after every turn."""
+    """One RM run of ``rm.eval.scaling_turns`` turns per generation doc; accuracy after every turn."""
     from ..tasks.text.layout import batch_layout
 
     configure_code_sandbox(cfg["eval"]["unsafe_code_exec"])
     lm = make_lm(model, tok, cfg, "rm")
-    turns = max(int(cfg["eval"]["scaling_turns"]), int(cfg["eval"]["rm"]["turns"]))
+    turns = max(int(cfg["rm"]["eval"]["scaling_turns"]), int(cfg["rm"]["eval"]["turns"]))
     G = int(cfg["layout"]["gen_length"])
     fmt = prompt_formatter(tok, cfg)
     rows, trajs = [], []

@@ -266,9 +266,10 @@ def report(cfg: dict, scale: str, tasks_json: str, summary_paths: list[str], sam
     bb = cfg["backbone"]
     who = ("a SmallTransformer MDM (char vocabulary) pre-trained here as a plain MDM" if bb["kind"] == "small"
            else "LLaDA-8B-Instruct")
-    rm_dec = (f"Eq. 1 for {ev['rm']['turns']} turns from "
-              + ("an all-MASK answer region" if ev["rm"]["init"] == "mask"
-                 else f"a {ev['rm']['draft_steps']}-step low-confidence draft"))
+    rev = cfg["rm"]["eval"]
+    rm_dec = (f"Eq. 1 for {rev['turns']} turns from "
+              + ("an all-MASK answer region" if rev["init"] == "mask"
+                 else f"a {rev['draft_steps']}-step low-confidence draft"))
     notes = (f"Ours: base = {who}; vanilla SFT and RM fine-tuned from it on the same pairs for the same "
              f"{ft['steps']} steps of batch {ft['batch_size']} (equal compute), seeds {seeds}; the (ours) cells of "
              f"SFT and RM are the mean over seeds. Decoding: base and SFT low-confidence remasking "

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import torch
 
-from ..history import HistoryConfig
 from ..io import read_parquet, write_json
-from ..objective import mdm_corrupt, mdm_loss, rm_loss, rm_model_input
+from ..method import RMConfig
+from ..objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_model_input
 from ..train import TrainConfig, files_digest, train as run_training
-from ..trajectory import EditSetSize, TopKProposal, UniformProposal, build_instances
+from ..trajectory import TopKProposal, UniformProposal, build_instances
 from .text import (PairEncoder, backbone_kind, forbid_ids, load_backbone, load_probe,
                    read_model_ref, response_fits, save_backbone, write_model_ref)
 
@@ -64,10 +64,8 @@ def mdm_objective(enc: PairEncoder, mask_id: int, batch_size: int):
 def rm_objective(enc: PairEncoder, topk_ids: torch.Tensor, topk_probs: torch.Tensor, tok, cfg: dict,
                  batch_size: int):
     """Appendix C on text: wrong tokens from the frozen model's cached top-k (target removed)."""
-    rm = cfg["rm"]
-    T = int(rm["T"])
-    history = HistoryConfig.from_dict(rm["history"])
-    edit_size = EditSetSize(**rm["edit_set"])
+    rm = RMConfig.from_dict(cfg["rm"], "text.rm")
+    T, history = rm.T, rm.history
     special = {tok.mask_id, *forbid_ids(tok)}
     vocab = getattr(tok, "vocab_size", None) or len(tok)
     fallback = UniformProposal([i for i in range(vocab) if i not in special])
@@ -85,9 +83,10 @@ def rm_objective(enc: PairEncoder, topk_ids: torch.Tensor, topk_probs: torch.Ten
         ids[:, N - G:] = topk_ids[idx].to(dev)
         probs[:, N - G:] = topk_probs[idx].to(dev)
         proposal = TopKProposal(ids, probs, fallback)
-        inst = build_instances(target, editable, T, tok.mask_id, proposal, g, edit_size, float(rm["p_wrong"]))
+        inst = build_instances(target, editable, T, tok.mask_id, proposal, g, rm.edit_set, rm.p_wrong)
         logits = model.logits(rm_model_input(model, inst, editable, history, T), attention_mask=b["attention_mask"])
-        out = rm_loss(logits, inst.z, target, editable, tok.mask_id, eps=float(rm["eps"]))
+        w = position_weights(inst.edit_set, editable, rm.other_weight)
+        out = rm_loss(logits, inst.z, target, editable, tok.mask_id, weights=w, eps=rm.eps)
         return out.total, out.as_floats()
 
     return loss_fn

@@ -12,6 +12,9 @@ FIGURES = f"{RESULTS}/figures"
 EVAL_SPLIT = {"eval": "test", "eval_val": "val"}
 
 
+from rm_core.method import training_settings
+
+
 def params_json(section: dict, *keys, **extra) -> str:
     """The keys of a config section that a rule depends on, as JSON (so editing another
     key does not rerun the rule)."""

@@ -137,7 +137,8 @@ rule image_train:
     output:
         run=f"{IM}/models/{{model}}/run.json",
     params:
-        cfg=lambda w: params_json(IMAGE, "model", "text", "train", "cfg_dropout", "sft" if w.model == "sft" else "rm"),
+        cfg=lambda w: params_json(IMAGE, "model", "text", "train", "cfg_dropout",
+                                  **({"sft": IMAGE["sft"]} if w.model == "sft" else {"rm": training_settings(IMAGE["rm"])})),
         seed=config["seed"],
         tokens_dir=lambda w, input: os.path.dirname(input.edits),
         base_dir=lambda w, input: os.path.dirname(input.base),

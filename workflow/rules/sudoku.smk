@@ -54,7 +54,7 @@ rule sudoku_train:
         config=f"{SD}/models/{{variant}}_s{{seed}}/config.json",
         log=f"{SD}/models/{{variant}}_s{{seed}}/train_log.parquet",
     params:
-        cfg=lambda w: params_json(SUDOKU, "box", "T", "model", "train", "rm",
+        cfg=lambda w: params_json(SUDOKU, "box", "model", "train", rm=training_settings(SUDOKU["rm"]),
                                   variants={w.variant: SUDOKU["variants"][w.variant]}),
         out_dir=lambda w, output: os.path.dirname(output.model),
     wildcard_constraints:
@@ -82,7 +82,7 @@ rule sudoku_eval:
         trajectories=f"{SD}/eval/{{variant}}_s{{seed}}_trajectories.parquet",
         scaling=f"{SD}/eval/{{variant}}_s{{seed}}_scaling.parquet",
     params:
-        cfg=lambda w: params_json(SUDOKU, "box", "T", "eval_turns", "eval_batch_size",
+        cfg=lambda w: params_json(SUDOKU, "box", "rm", "eval_batch_size",
                                   variants={w.variant: SUDOKU["variants"][w.variant]}),
         model_dir=lambda w, input: os.path.dirname(input.model),
     wildcard_constraints:
@@ -110,7 +110,7 @@ rule table2:
     output:
         **{k: report(v, **SUDOKU_IN_REPORT[k]) if k in SUDOKU_IN_REPORT else v for k, v in SUDOKU_REPORT.items()},
     params:
-        cfg=params_json(SUDOKU, "box", "n_test", "test_wrong", "test_corruptions", "T", "train"),
+        cfg=params_json(SUDOKU, "box", "n_test", "test_wrong", "test_corruptions", "rm", "train"),
         scale=config["scale"],
     resources:
         **slurm_resources("light"),
