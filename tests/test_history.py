@@ -1,5 +1,6 @@
 """Eq. 2: recurrence == closed form == a naive double loop; HER rotation properties."""
 
+import dataclasses
 import math
 
 import pytest
@@ -140,6 +141,8 @@ def test_config_defaults_from_dict_and_validation():
             for k in ("none", "sum", "decay", "her")] == [(1.0, False, False), (1.0, False, True), (0.5, False, True),
                                                           (0.5, True, True)]
     HistoryConfig(gamma=1.0)  # the closed end of (0, 1]
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a validated config cannot be edited afterwards
+        c.gamma = 2.0
     for bad, msg in (({"kind": "rotary"}, r"^history\.kind must be one of \('none', 'sum', 'decay', 'her'\), got 'rotary'$"),
                      ({"mode": "abs"}, r"^history\.mode must be one of \('relative', 'absolute'\), got 'abs'$"),
                      ({"gamma": 0.0}, r"^history\.gamma must be in \(0, 1\], got 0\.0$"),
