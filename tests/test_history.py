@@ -1,5 +1,6 @@
 """Eq. 2: recurrence == closed form == a naive double loop; HER rotation properties."""
 
+import dataclasses
 import math
 
 import pytest
@@ -140,6 +141,8 @@ def test_config_defaults_from_dict_and_validation():
             for k in ("none", "sum", "decay", "her")] == [(1.0, False, False), (1.0, False, True), (0.5, False, True),
                                                           (0.5, True, True)]
     HistoryConfig(gamma=1.0)  # the closed end of (0, 1]
+    with pytest.raises(dataclasses.FrozenInstanceError):  # a validated config cannot be edited afterwards
+        c.gamma = 2.0
     for bad, msg in (({"kind": "rotary"}, r"^history\.kind must be one of \('none', 'sum', 'decay', 'her'\), got 'rotary'$"),
                      ({"mode": "abs"}, r"^history\.mode must be one of \('relative', 'absolute'\), got 'abs'$"),
                      ({"gamma": 0.0}, r"^history\.gamma must be in \(0, 1\], got 0\.0$"),
@@ -169,10 +172,11 @@ def test_closed_form_at_the_last_step():
     g = torch.Generator().manual_seed(9)
     d, T = 8, 5
     e = torch.randn(3, d, generator=g, dtype=torch.float64)
-    starts = torch.tensor([[[0, 2, 4]]])
-    for cfg in (HistoryConfig(kind="sum"), HistoryConfig(kind="her", gamma=0.8)):
-        closed = closed_form(e[None, None], starts, torch.tensor([T]), cfg, T)
-        buf = HistoryBuffer(cfg)
-        for s in range(T + 1):
-            a = buf.update(e[0 if s < 2 else (1 if s < 4 else 2)][None, None])
-        assert torch.allclose(closed, a, atol=1e-9), cfg.kind
+    for s1, s2 in ((2, 4), (1, 3)):  # (1, 3): the first segment is step 0 alone, at the largest lag T
+        starts = torch.tensor([[[0, s1, s2]]])
+        for cfg in (HistoryConfig(kind="sum"), HistoryConfig(kind="her", gamma=0.8)):
+            closed = closed_form(e[None, None], starts, torch.tensor([T]), cfg, T)
+            buf = HistoryBuffer(cfg)
+            for s in range(T + 1):
+                a = buf.update(e[0 if s < s1 else (1 if s < s2 else 2)][None, None])
+            assert torch.allclose(closed, a, atol=1e-9), (cfg.kind, s1, s2)

@@ -143,11 +143,13 @@ def test_blocks_and_schedules_match_naive(schedule):
 
 
 def test_forbidden_ids_are_never_revealed_and_attention_mask_is_passed():
-    seen = []
+    """... and the sampler builds no autograd graph."""
+    seen, grad = [], []
 
     class Spy(TableDenoiser):
         def logits(self, inputs_embeds, attention_mask=None):
             seen.append(attention_mask)
+            grad.append(torch.is_grad_enabled())
             return super().logits(inputs_embeds, attention_mask)
 
     model = Spy(vocab_size=6, d=4, n_positions=8, seed=5)
@@ -160,3 +162,4 @@ def test_forbidden_ids_are_never_revealed_and_attention_mask_is_passed():
     got = low_confidence_sample(model, x0, editable, steps=4, forbid_ids=[0, 1], attention_mask=am)
     assert not ((got == 0) | (got == 1) | (got == model.mask_id)).any()
     assert len(seen) == 4 and all(a is am for a in seen)
+    assert grad and not any(grad)
