@@ -126,6 +126,31 @@ def test_mini_report(mini, tmp_path):
     assert "**mini**" in md and "automatic checker" in md
 
 
+def test_training_hides_the_pad_slot_when_mask_padding(mini):
+    """model.mask_padding: training passes the same PAD mask as evaluation; a text-dropped row's
+    mask is the unconditional prompt's slot (UNCOND visible, its PADs hidden); off: no mask."""
+    from rm_core.tasks.image.layout import SEG_TEXT, positions, uncond_text_ids
+
+    cfg, d, _ = mini
+    spec, _ = im.load_layout(d["tokens"], cfg)
+    model = im.load_model(cfg, im.base_path(d["base"]))
+    toks = read_parquet(Path(d["tokens"]) / "edits.parquet")
+    ids = im._sequences(toks.iloc[:6], spec)["ids"]
+    text = positions(spec, SEG_TEXT)
+    emb = model.embed(ids)
+    for p_text in (0.0, 1.0):
+        on = {**cfg, "model": {**cfg["model"], "mask_padding": True},
+              "cfg_dropout": {"p_text": p_text, "p_image": 0.0}}
+        _, attn = im._dropout(model, spec, emb, ids, on, torch.Generator().manual_seed(0))
+        slot = ids[:, text] if p_text == 0.0 else uncond_text_ids(spec)[None].expand(len(ids), -1)
+        want = torch.ones_like(ids, dtype=torch.bool)
+        want[:, text] = slot != spec.pad_id  # hidden exactly where the slot the model sees holds PAD
+        assert torch.equal(attn, want) and not attn[:, ~text].logical_not().any()
+        assert (~attn[:, text]).any()  # the mini instructions are shorter than the slot: PADs exist
+    off = {**cfg, "model": {**cfg["model"], "mask_padding": False}}
+    assert im._dropout(model, spec, emb, ids, off, torch.Generator().manual_seed(0))[1] is None
+
+
 def test_unlikelihood_and_ordering_losses():
     V, M = 5, 4
     logits = torch.zeros(1, 3, V)

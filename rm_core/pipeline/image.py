@@ -66,7 +66,7 @@ Choices of ours (the paper does not state them; all are config keys):
   last turn (re-masked at turn T) get the reveal branch of one more Eq. 1 step, with the
   history carried on (``rm.eval.final_reveal``). Every sampler reveals image codes only and
   uses CFG l = c + s_t (c − u_text) + s_i (c − u_img) with ``eval.text_scale`` /
-  ``eval.image_scale`` (rm_core.guidance). With ``eval.mask_padding`` every sampler passes an
+  ``eval.image_scale`` (rm_core.guidance). With ``model.mask_padding`` every sampler (and training) passes an
   attention mask that hides the instruction slot's PAD positions (the text branch of CFG
   hides all of its slot but UNCOND).
 - **Metrics**: rm_core.metrics.image_edit.edit_metrics on the decoded edit vs the *input*
@@ -413,10 +413,20 @@ def _cfg_parts(model, spec: LayoutSpec, dev):
     return tpos, unc, ipos, mask_e
 
 
-def _dropout(model, spec: LayoutSpec, emb: torch.Tensor, cfg: dict, g: torch.Generator) -> torch.Tensor:
+def _dropout(model, spec: LayoutSpec, emb: torch.Tensor, ids: torch.Tensor, cfg: dict, g: torch.Generator):
+    """CFG dropout (Appendix C step 8) on the model input ``emb`` of the sequences ``ids``, and
+    its attention mask: with ``model.mask_padding`` the instruction slot's PAD positions are
+    hidden in training as at evaluation (a text-dropped row's slot is the unconditional
+    prompt's); None otherwise."""
     tpos, unc, ipos, mask_e = _cfg_parts(model, spec, emb.device)
     c = cfg["cfg_dropout"]
-    return cfg_dropout(emb, tpos, unc, ipos, mask_e, c["p_text"], c["p_image"], generator=g)[0]
+    out, text_drop, _ = cfg_dropout(emb, tpos, unc, ipos, mask_e, c["p_text"], c["p_image"], generator=g)
+    if not cfg["model"]["mask_padding"]:
+        return out, None
+    slot = torch.zeros(ids.shape[1], dtype=ids.dtype, device=ids.device)
+    slot[tpos] = uncond_text_ids(spec).to(ids.device)
+    seen = torch.where(text_drop[:, None] & tpos[None], slot[None], ids)
+    return out, key_padding_mask(seen, spec)
 
 
 def _tgt_shift(spec: LayoutSpec) -> int:
@@ -468,8 +478,11 @@ def sft_loss_fn(cfg: dict, spec: LayoutSpec, data: dict, mode: str = "sft"):
         if warm:  # the whole target is masked: every slot carries the copy signal
             masked, p = maskable.clone(), torch.ones_like(p)
             x = torch.where(masked, torch.full_like(target, spec.mask_id), target)
-        emb = model.embed(x) if warm else _dropout(model, spec, model.embed(x), cfg, g)
-        loss = mdm_loss(model.logits(emb), target, masked, p, maskable, form=objective)
+        if warm:
+            emb, attn = model.embed(x), pad_attention_mask(x, spec, cfg["model"])
+        else:
+            emb, attn = _dropout(model, spec, model.embed(x), x, cfg, g)
+        loss = mdm_loss(model.logits(emb, attention_mask=attn), target, masked, p, maskable, form=objective)
         return loss, {"mdm": float(loss.detach()), "n_masked": float(masked.sum()), **parts}
 
     return loss_fn
@@ -515,7 +528,8 @@ def rm_loss_fn(cfg: dict, spec: LayoutSpec, data: dict):
         editable = edit_row.to(dev).expand(bs, -1)
         inst = build_instances(target, editable, T, spec.mask_id, SourceProposal(src), g, rm.edit_set, rm.p_wrong)
         a = rm_model_input(model, inst, editable, history, T)
-        logits = model.logits(_dropout(model, spec, a, cfg, g))
+        inputs, attn = _dropout(model, spec, a, inst.z, cfg, g)
+        logits = model.logits(inputs, attention_mask=attn)
         w = position_weights(inst.edit_set, editable, rm.other_weight)
         out = rm_loss(logits, inst.z, target, editable, spec.mask_id, weights=w, eps=rm.eps)
         total, parts = out.total, out.as_floats()
@@ -605,10 +619,10 @@ def maskgit_kwargs(ev: dict) -> dict:
     return dict(schedule="cosine", confidence="allowed", temperature=float(ev["temperature"]))
 
 
-def pad_attention_mask(ids: torch.Tensor, spec: LayoutSpec, ev: dict):
-    """``eval.mask_padding``: an attention mask hiding the instruction slot's PAD positions (the
+def pad_attention_mask(ids: torch.Tensor, spec: LayoutSpec, model_cfg: dict):
+    """``model.mask_padding``: an attention mask hiding the instruction slot's PAD positions (the
     real DiMOO never saw pad inside its prompt), else None (every position visible)."""
-    return key_padding_mask(ids, spec) if ev["mask_padding"] else None
+    return key_padding_mask(ids, spec) if model_cfg["mask_padding"] else None
 
 
 @torch.no_grad()
@@ -624,7 +638,7 @@ def sample_edits(cfg: dict, which: str, model, spec: LayoutSpec, df: pd.DataFram
         part = df.iloc[s:s + int(ev["batch_size"])]
         seqs = _sequences(part, spec, with_target=False)
         editable = seqs["editable"].to(dev).expand(len(part), -1)
-        attn = pad_attention_mask(seqs["src"].to(dev), spec, ev)
+        attn = pad_attention_mask(seqs["src"].to(dev), spec, cfg["model"])
         if which == "rm":
             x0 = seqs["src"].to(dev)  # the target region starts as the source image's tokens
             rm = _rm(cfg)
