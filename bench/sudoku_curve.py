@@ -18,7 +18,9 @@ import pandas as pd
 import torch
 
 from rm_core.config import load_config
-from rm_core.pipeline import sudoku
+from rm_core.pipeline.sudoku import data as sudoku_data
+from rm_core.pipeline.sudoku import evaluate as sudoku_eval
+from rm_core.pipeline.sudoku import train as sudoku_train
 from rm_core.io import write_text
 
 
@@ -44,14 +46,14 @@ def main():
     work = Path(args.work)
     train_p, test_p = work / "train.parquet", work / "test.parquet"
     if not test_p.exists():
-        sudoku.make_data(cfg, 0, train_p, test_p)
+        sudoku_data.make_data(cfg, 0, train_p, test_p)
     rows, t0, done = [], time.time(), 0
     while done < args.steps:
         chunk = min(args.every, args.steps - done)
-        sudoku.train_variant(cfg, args.variant, 0, train_p, work / "model", stop_after=chunk if done + chunk < args.steps else None)
+        sudoku_train.train_variant(cfg, args.variant, 0, train_p, Path(work / "model") / "model.safetensors", stop_after=chunk if done + chunk < args.steps else None)
         done += chunk
         model_dir = work / "model" / ("checkpoint" if done < args.steps else "")
-        s = sudoku.evaluate(cfg, args.variant, model_dir, test_p, work / "m.parquet", work / "t.parquet", work / "s.parquet")
+        s = sudoku_eval.evaluate(cfg, args.variant, Path(model_dir) / "model.safetensors", test_p, work / "m.parquet", work / "t.parquet", work / "s.parquet")
         rows.append({"step": done, "wall_s": round(time.time() - t0, 1), **{k: s[k] for k in
                      ("exact_acc", "valid_rate", "replay_mistake", "conflict_cells_per_board")}})
         print(rows[-1], flush=True)

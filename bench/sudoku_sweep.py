@@ -22,7 +22,9 @@ import torch
 
 from rm_core.config import load_config
 from rm_core.io import write_text
-from rm_core.pipeline import sudoku
+from rm_core.pipeline.sudoku import data as sudoku_data
+from rm_core.pipeline.sudoku import evaluate as sudoku_eval
+from rm_core.pipeline.sudoku import train as sudoku_train
 
 
 def merged(base: dict, over: dict) -> dict:
@@ -52,16 +54,16 @@ def main():
         work = Path(args.work) / hashlib.sha1(text.encode()).hexdigest()[:10]
         tr, te, va = work / "train.parquet", work / "test.parquet", work / "val.parquet"
         if not va.exists():
-            sudoku.make_data(cfg, 0, tr, te, va)
+            sudoku_data.make_data(cfg, 0, tr, te, va)
         for variant in args.variants or list(cfg["variants"]):
             for seed in args.seeds:
                 if any(r["setting"] == text and r["variant"] == variant and r["seed"] == seed for r in rows):
                     continue
                 t0 = time.time()
                 mdir = work / f"{variant}_s{seed}"
-                sudoku.train_variant(cfg, variant, seed, tr, mdir)
+                sudoku_train.train_variant(cfg, variant, seed, tr, Path(mdir) / "model.safetensors")
                 t_train = time.time() - t0
-                s = sudoku.evaluate(cfg, variant, mdir, va, work / "m.parquet", work / "t.parquet", work / "s.parquet")
+                s = sudoku_eval.evaluate(cfg, variant, Path(mdir) / "model.safetensors", va, work / "m.parquet", work / "t.parquet", work / "s.parquet")
                 rows.append({"setting": text, "variant": variant, "seed": seed, "steps": cfg["train"]["steps"],
                              "train_s": round(t_train, 1), "eval_s": round(time.time() - t0 - t_train, 1),
                              **{m: s[m] for m in ("exact_acc", "valid_rate", "replay_mistake",

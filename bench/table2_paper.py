@@ -27,7 +27,9 @@ from rm_core.config import load_config
 from rm_core.method import merge
 from rm_core.grouped import train_grouped
 from rm_core.io import read_parquet, write_json, write_text
-from rm_core.pipeline import sudoku
+from rm_core.pipeline.sudoku import data as sudoku_data
+from rm_core.pipeline.sudoku import evaluate as sudoku_eval
+from rm_core.pipeline.sudoku import train as sudoku_train
 from rm_core.tables import PAPER_TABLE2, VARIANT_NAMES
 from rm_core.tasks.sudoku import frame_to_boards, to_tokens
 from rm_core.train import TrainConfig
@@ -57,16 +59,16 @@ def main():
     work, out = Path(args.work), Path(args.out)
     tr, te, va = work / "data/train.parquet", work / "data/test.parquet", work / "data/val.parquet"
     if not va.exists():
-        sudoku.make_data(cfg, 0, tr, te, va)
-    spec = sudoku.spec_of(cfg)
+        sudoku_data.make_data(cfg, 0, tr, te, va)
+    spec = sudoku_data.spec_of(cfg)
     solution, _, _ = frame_to_boards(read_parquet(tr, ["solution", "initial", "board_id"]))
     solutions = torch.as_tensor(to_tokens(solution, spec))
     runs = [(v, s) for v in variants for s in seeds]
     models, parts, cfgs = [], [], []
     for v, s in runs:
         torch.manual_seed(s)  # the init of train_variant for this seed
-        models.append(sudoku.build_model(cfg, spec))
-        parts.append(sudoku.rm_sudoku_parts(cfg, sudoku.variant_history(cfg, v), solutions, spec))
+        models.append(sudoku_train.build_model(cfg, spec))
+        parts.append(sudoku_train.rm_sudoku_parts(cfg, sudoku_train.variant_history(cfg, v), solutions, spec))
         cfgs.append(TrainConfig.from_dict({**cfg["train"], "seed": s}))
     hardware = f"{platform.processor() or platform.machine()} CPU, {args.threads} torch thread(s)"
     if torch.cuda.is_available():
@@ -79,8 +81,8 @@ def main():
         for (v, s), m in zip(runs, mods):
             d = work / "models" / f"{v}_s{s}"
             m.save_pretrained(d)
-            write_json({"variant": v, "history": sudoku.variant_history(cfg, v).__dict__, "T": cfg["rm"]["T"], "seed": s, "steps": step}, d / "run.json")
-            r = sudoku.evaluate(eval_cfg, v, d, boards, work / "m.parquet", work / "t.parquet", work / "s.parquet")
+            write_json({"variant": v, "history": sudoku_train.variant_history(cfg, v).__dict__, "T": cfg["rm"]["T"], "seed": s, "steps": step}, d / "run.json")
+            r = sudoku_eval.evaluate(eval_cfg, v, Path(d) / "model.safetensors", boards, work / "m.parquet", work / "t.parquet", work / "s.parquet")
             rows.append({"variant": v, "seed": s, "steps": step, "split": tag, "wall_s": round(time.time() - t0, 1),
                          **{k: r[m_] for k, m_ in METRICS.items()}})
             print(rows[-1], flush=True)

@@ -1,6 +1,6 @@
 """Training throughput of the Sudoku RM model, CPU vs CUDA side by side in one run.
 
-Trains one Table-2 variant with the pipeline's own code (``rm_core.pipeline.sudoku.train_variant``:
+Trains one Table-2 variant with the pipeline's own code (``rm_core.pipeline.sudoku.train.train_variant``:
 the real data, objective, History Reference and trainer) for a few steps on each device, each in
 its own process (``CUDA_VISIBLE_DEVICES=""`` hides the GPU from the CPU run), and reports steps/s
 and boards/s after the first logged step (so start-up and CUDA initialisation are left out), and
@@ -31,7 +31,8 @@ def worker(config: str, variant: str, steps: int, threads: int, work: str, n_tra
 
     from rm_core.config import load_config
     from rm_core.io import read_parquet
-    from rm_core.pipeline import sudoku
+    from rm_core.pipeline.sudoku import data as sudoku_data
+    from rm_core.pipeline.sudoku import train as sudoku_train
 
     torch.set_num_threads(threads)
     cfg = load_config(config)["sudoku"]
@@ -39,8 +40,8 @@ def worker(config: str, variant: str, steps: int, threads: int, work: str, n_tra
     warm = max(1, steps // 10)
     cfg["train"].update(steps=steps, log_every=warm, checkpoint_every=10 * steps, warmup_steps=min(warm, 10))
     work = Path(work)
-    sudoku.make_data(cfg, 0, str(work / "train.parquet"), str(work / "test.parquet"))
-    sudoku.train_variant(cfg, variant, 0, str(work / "train.parquet"), str(work / "model"))
+    sudoku_data.make_data(cfg, 0, str(work / "train.parquet"), str(work / "test.parquet"))
+    sudoku_train.train_variant(cfg, variant, 0, str(work / "train.parquet"), str(work / "model" / "model.safetensors"))
     log = read_parquet(work / "model" / "train_log.parquet")
     first, last = log.iloc[0], log.iloc[-1]
     rate = (last["step"] - first["step"]) / (last["elapsed_s"] - first["elapsed_s"])

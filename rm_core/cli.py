@@ -1,84 +1,98 @@
-"""Command-line entry points called by the Snakemake rules (``rm-core <command> ...``).
+"""``rm-core <stage> --params JSON --<name> VALUE ...``: one entry point for every stage the rules call.
 
-Every command takes the relevant config section as JSON (``--params``), its input and
-output paths, logs to stderr (the rule sends it to ``logs/``) and writes atomically.
+A stage is a function of ``rm_core.pipeline`` whose first parameter ``cfg`` receives the rule's
+config section (``--params``, JSON) and whose other parameters are the rule's inputs, outputs and
+values, by the names the rule uses (``--fig-scaling`` is ``fig_scaling``). The command line of a
+stage is read from the function's signature: a parameter with a default is optional (an optional
+output the rule does not have is simply not given), a ``list`` parameter takes several values.
+Every stage logs to stderr (the rule sends it to ``logs/``) and writes its outputs atomically.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import inspect
 import json
 import logging
 import sys
 
-import torch
-
-
-def _setup(args) -> dict:
-    """Logging to stderr, the torch thread count, and the rule's config section (``--params``)."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    torch.set_num_threads(max(1, int(args.threads)))
-    return json.loads(args.params)
-
-
-def _sudoku_data(cfg, a):
-    from .pipeline import sudoku
-    sudoku.make_data(cfg, a.seed, a.train, a.test, a.val)
-
-
-def _sudoku_train(cfg, a):
-    from .pipeline import sudoku
-    sudoku.train_variant(cfg, a.variant, a.seed, a.train, a.out_dir)
-
-
-def _sudoku_eval(cfg, a):
-    from .pipeline import sudoku
-    sudoku.evaluate(cfg, a.variant, a.model_dir, a.test, a.metrics, a.trajectories, a.scaling)
-
-
-def _sudoku_report(cfg, a):
-    from .pipeline import sudoku
-    sudoku.report(cfg, a.scale, a.metrics, a.scaling, a.trajectories, a.table, a.fig_trajectory, a.fig_scaling)
-
-
-COMMANDS = {
-    "sudoku-data": (_sudoku_data, [("--seed", int), ("--train", str), ("--test", str), ("--val", str)]),
-    "sudoku-train": (_sudoku_train, [("--seed", int), ("--variant", str), ("--train", str), ("--out-dir", str)]),
-    "sudoku-eval": (_sudoku_eval, [("--variant", str), ("--model-dir", str), ("--test", str), ("--metrics", str),
-                                   ("--trajectories", str), ("--scaling", str)]),
-    "sudoku-report": (_sudoku_report, [("--scale", str), ("--metrics", list), ("--scaling", list),
-                                       ("--trajectories", str), ("--table", str), ("--fig-trajectory", str),
-                                       ("--fig-scaling", str)]),
+STAGES = {
+    "sudoku-data": "rm_core.pipeline.sudoku.data:make_data",
+    "sudoku-train": "rm_core.pipeline.sudoku.train:train_variant",
+    "sudoku-eval": "rm_core.pipeline.sudoku.evaluate:evaluate",
+    "sudoku-report": "rm_core.pipeline.sudoku.report:report",
+    "text-data": "rm_core.pipeline.text.data:make_data",
+    "text-base": "rm_core.pipeline.text.train:prepare_base",
+    "text-probe": "rm_core.pipeline.text.probe:probe",
+    "text-train": "rm_core.pipeline.text.train:train",
+    "text-eval": "rm_core.pipeline.text.evaluate:evaluate",
+    "text-report": "rm_core.pipeline.text.report:report",
+    "text-validation": "rm_core.pipeline.text.report:validation_table",
+    "image-data": "rm_core.pipeline.image.data:make_data",
+    "image-vq": "rm_core.pipeline.image.data:make_vq",
+    "image-tokens": "rm_core.pipeline.image.data:make_tokens",
+    "image-base": "rm_core.pipeline.image.train:train_base",
+    "image-train": "rm_core.pipeline.image.train:train_model",
+    "image-eval": "rm_core.pipeline.image.evaluate:evaluate",
+    "image-report": "rm_core.pipeline.image.report:report",
+    "image-validation": "rm_core.pipeline.image.report:validation_table",
+    "fetch": "rm_core.fetch:fetch_stage",
 }
 
 
-from .pipeline.text_cli import TEXT_COMMANDS  # noqa: E402  (text track: rm-core text-*)
+def stage_function(name: str):
+    module, func = STAGES[name].split(":")
+    return getattr(importlib.import_module(module), func)
 
-COMMANDS.update(TEXT_COMMANDS)
-from .pipeline.image_cli import IMAGE_COMMANDS  # noqa: E402  (image track: rm-core image-*)
 
-COMMANDS.update(IMAGE_COMMANDS)
+def _scalar_type(annotation):
+    """The argparse type of a parameter annotation (the modules use ``from __future__ import
+    annotations``, so annotations are strings)."""
+    text = str(annotation)
+    for name, typ in (("int", int), ("float", float)):
+        if text.split("|")[0].strip() == name:
+            return typ
+    return str
+
+
+def add_stage(sub, name: str, fn) -> None:
+    p = sub.add_parser(name, help=(inspect.getdoc(fn) or "").split("\n")[0].replace("%", "%%"))
+    p.add_argument("--threads", default=1, type=int, help="torch threads")
+    params = list(inspect.signature(fn).parameters.values())
+    if params and params[0].name == "cfg":
+        p.add_argument("--params", required=True, help="the rule's config section as JSON")
+        params = params[1:]
+    for prm in params:
+        flag = "--" + prm.name.replace("_", "-")
+        optional = prm.default is not inspect.Parameter.empty
+        if str(prm.annotation).startswith("list"):
+            p.add_argument(flag, dest=prm.name, nargs="+", required=not optional, default=None)
+        else:
+            p.add_argument(flag, dest=prm.name, type=_scalar_type(prm.annotation), required=not optional,
+                           default=prm.default if optional else None)
+    p.set_defaults(stage=name)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="rm-core", description=__doc__)
+    parser = argparse.ArgumentParser(prog="rm-core", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name, (fn, opts) in COMMANDS.items():
-        p = sub.add_parser(name)
-        p.add_argument("--params", required=True, help="the config section as JSON")
-        p.add_argument("--threads", default=1, type=int)
-        for flag, typ in opts:
-            if typ is list:
-                p.add_argument(flag, nargs="+", required=True)
-            else:
-                p.add_argument(flag, type=typ, required=True)
-        p.set_defaults(fn=fn)
+    for name in STAGES:
+        add_stage(sub, name, stage_function(name))
     return parser
 
 
 def main(argv=None) -> None:
-    args = build_parser().parse_args(argv)
-    args.fn(_setup(args), args)
+    args = vars(build_parser().parse_args(argv))
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    import torch
+
+    torch.set_num_threads(max(1, int(args.pop("threads"))))
+    fn = stage_function(args.pop("stage"))
+    args.pop("command")
+    if "params" in args:
+        args = {"cfg": json.loads(args.pop("params")), **args}
+    fn(**args)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ sizes) is what the rules depend on.
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import hashlib
 import json
@@ -324,29 +323,19 @@ def marker_path(dest: str, name: str = MARKER) -> str:
     return os.path.join(os.path.normpath(dest), name)
 
 
-def main(argv: Optional[list[str]] = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m rm_core.fetch", description=__doc__.split("\n\n")[0])
-    ap.add_argument("kind", choices=("hub", "url", "unpack"))
-    ap.add_argument("--params", required=True, help="JSON: the config entry of this fetch (plan())")
-    ap.add_argument("--marker", help="marker file to write (hub, unpack)")
-    a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    p = json.loads(a.params)
-    try:
-        if a.kind == "hub":
-            fetch_hub(p["repo_id"], p["dest"], p.get("revision"), p.get("repo_type", "model"),
-                      p.get("allow_patterns"), marker=a.marker)
-        elif a.kind == "url":
-            for key, f in sorted(p.items()):
-                fetch_url(f["url"], f["dest"], f["sha256"], f.get("size"))
-                log.info("%s: %s ok", key, f["dest"])
-        else:
-            unpack_split_tars(p["dest"], p["unpack_root"], p.get("tar_pattern", "**/*.tar.split.*"), marker=a.marker)
-    except FetchError as e:
-        log.error("%s", e)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+def fetch_stage(cfg: dict, kind: str, marker: str | None = None) -> None:
+    """The fetch rules' stage (``rm-core fetch``): ``kind`` hub (a repository at a pinned commit),
+    url (pinned files with sha256) or unpack (ImgEdit's split tars); ``cfg`` is the rule's entry of
+    :func:`plan`; ``marker`` the file written once the fetch is complete and checked."""
+    p = cfg
+    if kind == "hub":
+        fetch_hub(p["repo_id"], p["dest"], p.get("revision"), p.get("repo_type", "model"),
+                  p.get("allow_patterns"), marker=marker)
+    elif kind == "url":
+        for key, f in sorted(p.items()):
+            fetch_url(f["url"], f["dest"], f["sha256"], f.get("size"))
+            log.info("%s: %s ok", key, f["dest"])
+    elif kind == "unpack":
+        unpack_split_tars(p["dest"], p["unpack_root"], p.get("tar_pattern", "**/*.tar.split.*"), marker=marker)
+    else:
+        raise ValueError(f"fetch kind must be hub|url|unpack, got {kind!r}")

@@ -21,11 +21,23 @@ from workflow_copy import run_snakemake
 from rm_core.config import load_config
 from rm_core.method import training_settings
 from rm_core.io import read_parquet
-from rm_core.pipeline import image as im
+from rm_core.pipeline.image import data as im_data
+from rm_core.pipeline.image import evaluate as im_eval
+from rm_core.pipeline.image import model as im_model
+from rm_core.pipeline.image import report as im_report
+from rm_core.pipeline.image import train as im_train
+from rm_core.tasks.image.vq import Codec
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parents[1]
 HAS_DIFFUSERS = importlib.util.find_spec("diffusers") is not None
+
+
+def files(d: dict) -> dict:
+    """The stage files under the folders of ``d``, as the rules name them."""
+    return {"edits": f"{d['data']}/edits.parquet", "pool": f"{d['data']}/base.parquet", "vq": f"{d['vq']}/config.json",
+            "tokens": f"{d['tokens']}/edits.parquet", "layout": f"{d['tokens']}/layout.json",
+            **{w: f"{d[w]}/run.json" for w in ("base", "sft", "rm") if w in d}}
 
 
 def mini_cfg() -> dict:
@@ -47,16 +59,17 @@ def mini(tmp_path_factory):
     root = tmp_path_factory.mktemp("image_mini")
     cfg = mini_cfg()
     d = {k: str(root / k) for k in ("data", "vq", "tokens", "base", "sft", "rm", "eval", "out")}
-    im.make_data(cfg, 0, d["data"])
-    im.make_vq({**cfg, "seed": 0}, d["data"], d["vq"])
-    im.make_tokens(cfg, d["data"], d["vq"], d["tokens"])
-    im.train_base(cfg, 0, d["tokens"], d["base"])
+    f = files(d)
+    im_data.make_data(cfg, 0, f["edits"], f["pool"])
+    im_data.make_vq(cfg, 0, f["edits"], f["vq"])
+    im_data.make_tokens(cfg, f["edits"], f["vq"], f["tokens"], f["layout"])
+    im_train.train_base(cfg, 0, f["tokens"], f["base"])
     for which in ("sft", "rm"):
-        im.train_model(cfg, which, 0, d["tokens"], d["base"], d[which])
+        im_train.train_model(cfg, which, 0, f["tokens"], f["base"], f[which])
     summaries = {}
     for which in ("base", "sft", "rm"):
-        summaries[which] = im.evaluate(cfg, which, d[which], d["data"], d["tokens"], d["vq"],
-                                       f"{d['eval']}/{which}.parquet", f"{d['eval']}/{which}_outputs.parquet")
+        summaries[which] = im_eval.evaluate(cfg, which, f[which], f["edits"], f["tokens"], f["vq"],
+                                            f"{d['eval']}/{which}.parquet", f"{d['eval']}/{which}_outputs.parquet")
     return cfg, d, summaries
 
 
@@ -76,9 +89,9 @@ def test_mini_data_split_and_pool(mini):
     assert n == 9 and all(len(c) == n for c in toks.source_codes) and layout["text"] == "words"
     assert (toks.n_changed_codes > 0).all()
     # the patch VQ is lossless on the images it was fitted on (the training split)
-    codec = im.Codec(d["vq"])
+    codec = Codec(d["vq"])
     train = edits.split == "train"
-    src, _, _ = im.load_pixels(cfg, d["data"], edits[train])
+    src, _, _ = im_data.load_pixels(cfg, d["data"], edits[train])
     codes = np.stack(toks.loc[toks.split == "train", "source_codes"].map(np.asarray)).reshape(-1, 3, 3)
     assert np.array_equal(codec.decode(codes), src)
 
@@ -91,7 +104,7 @@ def test_equal_budgets_and_base_start(mini):
     logs = {w: read_parquet(Path(d[w]) / "train_log.parquet") for w in ("sft", "rm")}
     assert len(logs["sft"]) == len(logs["rm"]) == 3
     assert {"reveal", "mask", "keep", "unlikelihood", "ordering"} <= set(logs["rm"].columns)
-    assert im.base_path(d["base"]) == str(Path(d["base"]).resolve())
+    assert im_model.base_path(d["base"]) == str(Path(d["base"]).resolve())
 
 
 def test_mini_eval_outputs(mini):
@@ -113,9 +126,10 @@ def test_mini_eval_outputs(mini):
 
 def test_mini_report(mini, tmp_path):
     cfg, d, _ = mini
-    table = im.report(cfg, "mini", [f"{d['eval']}/{w}.parquet" for w in ("base", "sft", "rm")],
-                      [f"{d['eval']}/{w}_outputs.parquet" for w in ("base", "sft", "rm")], d["data"], d["tokens"],
-                      d["vq"], str(tmp_path / "table1.md"), str(tmp_path / "image_edits.png"))
+    f = files(d)
+    table = im_report.report(cfg, "mini", [f"{d['eval']}/{w}.parquet" for w in ("base", "sft", "rm")],
+                             [f"{d['eval']}/{w}_outputs.parquet" for w in ("base", "sft", "rm")], f["edits"],
+                             f["tokens"], f["vq"], str(tmp_path / "table1.md"), str(tmp_path / "image_edits.png"))
     assert len(table) == 3 and "Instr. score (paper)" in table.columns
     assert table["Prec. (paper)"].tolist() == [65.81, 71.84, 99.73]
     for ext in ("md", "tex", "csv"):
@@ -132,23 +146,23 @@ def test_training_hides_the_pad_slot_when_mask_padding(mini):
     from rm_core.tasks.image.layout import SEG_TEXT, positions, uncond_text_ids
 
     cfg, d, _ = mini
-    spec, _ = im.load_layout(d["tokens"], cfg)
-    model = im.load_model(cfg, im.base_path(d["base"]))
+    spec, _ = im_data.load_layout(d["tokens"], cfg)
+    model = im_model.load_model(cfg, im_model.base_path(d["base"]))
     toks = read_parquet(Path(d["tokens"]) / "edits.parquet")
-    ids = im._sequences(toks.iloc[:6], spec)["ids"]
+    ids = im_data.sequences(toks.iloc[:6], spec)["ids"]
     text = positions(spec, SEG_TEXT)
     emb = model.embed(ids)
     for p_text in (0.0, 1.0):
         on = {**cfg, "model": {**cfg["model"], "mask_padding": True},
               "cfg_dropout": {"p_text": p_text, "p_image": 0.0}}
-        _, attn = im._dropout(model, spec, emb, ids, on, torch.Generator().manual_seed(0))
+        _, attn = im_train._dropout(model, spec, emb, ids, on, torch.Generator().manual_seed(0))
         slot = ids[:, text] if p_text == 0.0 else uncond_text_ids(spec)[None].expand(len(ids), -1)
         want = torch.ones_like(ids, dtype=torch.bool)
         want[:, text] = slot != spec.pad_id  # hidden exactly where the slot the model sees holds PAD
         assert torch.equal(attn, want) and not attn[:, ~text].logical_not().any()
         assert (~attn[:, text]).any()  # the mini instructions are shorter than the slot: PADs exist
     off = {**cfg, "model": {**cfg["model"], "mask_padding": False}}
-    assert im._dropout(model, spec, emb, ids, off, torch.Generator().manual_seed(0))[1] is None
+    assert im_train._dropout(model, spec, emb, ids, off, torch.Generator().manual_seed(0))[1] is None
 
 
 def test_unlikelihood_and_ordering_losses():
@@ -156,7 +170,7 @@ def test_unlikelihood_and_ordering_losses():
     logits = torch.zeros(1, 3, V)
     logits[0, 0, M] = 10.0  # position 0: almost surely MASK
     sel = torch.tensor([[True, True, False]])
-    ul = im.unlikelihood_loss(logits, sel, M, 1e-8)
+    ul = im_train.unlikelihood_loss(logits, sel, M, 1e-8)
     p0 = torch.softmax(logits[0, 0], -1)[M]
     p1 = torch.softmax(logits[0, 1], -1)[M]
     torch.testing.assert_close(ul, -(torch.log(1 - p0) + torch.log(1 - p1)) / 2)
@@ -168,8 +182,8 @@ def test_unlikelihood_and_ordering_losses():
     good[0, 1, M] = 5.0  # the wrong token is the one the model wants to re-mask
     bad = torch.zeros(1, 2, V)
     bad[0, 0, M] = 5.0
-    assert im.ordering_loss(good, z, target, editable, M) < im.ordering_loss(bad, z, target, editable, M)
-    assert float(im.ordering_loss(good, z, z, editable, M)) == 0.0  # no wrong token: nothing to rank
+    assert im_train.ordering_loss(good, z, target, editable, M) < im_train.ordering_loss(bad, z, target, editable, M)
+    assert float(im_train.ordering_loss(good, z, z, editable, M)) == 0.0  # no wrong token: nothing to rank
 
 
 # --------------------------------------------------------------------------- paper scale, tiny
@@ -227,32 +241,33 @@ def test_paper_path_on_tiny_dimoo(tmp_path):
     _fake_imgedit(tmp_path / "ImgEdit")
     cfg = paper_cfg(tmp_path / "ImgEdit", ckpt)
     d = {k: str(tmp_path / k) for k in ("data", "vq", "tokens", "base", "rm", "eval")}
-    df = im.make_data(cfg, 0, d["data"])
+    f = files(d)
+    df = im_data.make_data(cfg, 0, f["edits"])
     assert (df.split == "train").sum() == 6 and (df.split == "test").sum() == 3
     assert set(df.region_source) == {"mask", "diff"}
-    im.make_vq({**cfg, "seed": 0}, d["data"], d["vq"])
+    im_data.make_vq(cfg, 0, f["edits"], f["vq"])
     assert json.loads((Path(d["vq"]) / "config.json").read_text())["kind"] == "dimoo-vq"
-    spec = im.make_tokens(cfg, d["data"], d["vq"], d["tokens"])
+    spec = im_data.make_tokens(cfg, f["edits"], f["vq"], f["tokens"], f["layout"])
     assert (spec.grid_h, spec.grid_w, spec.codebook_size, spec.code_offset) == (4, 4, 32, 512)
     assert spec.mask_id == json.loads((ckpt / "config.json").read_text())["mask_token_id"]
     toks = read_parquet(Path(d["tokens"]) / "edits.parquet")
     assert all(0 < len(i) <= 8 for i in toks.instr_ids) and all(len(c) == 16 for c in toks.target_codes)
-    im.train_base(cfg, 0, d["tokens"], d["base"])
-    assert im.base_path(d["base"]) == str(ckpt.resolve())
-    im.train_model(cfg, "rm", 0, d["tokens"], d["base"], d["rm"])
+    im_train.train_base(cfg, 0, f["tokens"], f["base"])
+    assert im_model.base_path(d["base"]) == str(ckpt.resolve())
+    im_train.train_model(cfg, "rm", 0, f["tokens"], f["base"], f["rm"])
     assert (Path(d["rm"]) / "config.json").exists() and len(read_parquet(Path(d["rm"]) / "train_log.parquet")) == 2
     from rm_core.backbones.dimoo import DiMOOBackbone
     assert DiMOOBackbone.from_pretrained(d["rm"]).dtype == torch.bfloat16
     for which in ("base", "rm"):
-        s = im.evaluate(cfg, which, d[which], d["data"], d["tokens"], d["vq"], f"{d['eval']}/{which}.parquet",
-                        f"{d['eval']}/{which}_outputs.parquet")
+        s = im_eval.evaluate(cfg, which, f[which], f["edits"], f["tokens"], f["vq"], f"{d['eval']}/{which}.parquet",
+                             f"{d['eval']}/{which}_outputs.parquet")
         m = read_parquet(f"{d['eval']}/{which}.parquet")
         assert len(m) == 3 and m.vqascore.isna().all() and m.instr_ok.isna().all()  # VQAScore weights absent
         assert np.isfinite(s["mae_rgb"]) and 0 <= s["ssim"] <= 1
     # Table 1 and the figure at paper scale (VQAScore absent: the instruction column is empty, not made up)
-    table = im.report(cfg, "paper", [f"{d['eval']}/{w}.parquet" for w in ("base", "rm")],
-                      [f"{d['eval']}/{w}_outputs.parquet" for w in ("base", "rm")], d["data"], d["tokens"], d["vq"],
-                      str(tmp_path / "table1"), str(tmp_path / "image_edits"))
+    table = im_report.report(cfg, "paper", [f"{d['eval']}/{w}.parquet" for w in ("base", "rm")],
+                             [f"{d['eval']}/{w}_outputs.parquet" for w in ("base", "rm")], f["edits"], f["tokens"],
+                             f["vq"], str(tmp_path / "table1"), str(tmp_path / "image_edits"))
     assert len(table) == 2 and (tmp_path / "image_edits.png").stat().st_size > 1000
     csv = pd.read_csv(tmp_path / "table1.csv")
     assert (csv["scale"] == "paper").all() and csv.filter(like="(paper)").notna().all().all()
@@ -261,15 +276,15 @@ def test_paper_path_on_tiny_dimoo(tmp_path):
 def test_vqascore_required_is_a_clear_error(tmp_path):
     cfg = {"eval": {"vqascore": {"model": "clip-flant5-xxl", "cache_dir": str(tmp_path), "required": True}}}
     with pytest.raises(RuntimeError, match="VQAScore"):
-        im._vqascore(cfg, np.zeros((1, 16, 16, 3), np.uint8), ["x"])
+        im_eval._vqascore(cfg, np.zeros((1, 16, 16, 3), np.uint8), ["x"])
 
 
 def test_missing_checkpoint_and_data_name_what_to_get(tmp_path):
     cfg = paper_cfg(tmp_path / "nowhere", tmp_path / "no_ckpt")
     with pytest.raises(FileNotFoundError, match="sysuyy/ImgEdit"):
-        im.make_data(cfg, 0, str(tmp_path / "data"))
+        im_data.make_data(cfg, 0, str(tmp_path / "data" / "edits.parquet"))
     with pytest.raises(FileNotFoundError, match="Lumina-DiMOO"):
-        im.train_base(cfg, 0, str(tmp_path / "tokens"), str(tmp_path / "base"))
+        im_train.train_base(cfg, 0, str(tmp_path / "tokens" / "edits.parquet"), str(tmp_path / "base" / "run.json"))
 
 
 # --------------------------------------------------------------------------- the workflow

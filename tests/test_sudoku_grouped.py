@@ -6,7 +6,7 @@ import torch
 from rm_core.config import load_config
 from rm_core.grouped import train_grouped
 from rm_core.history import HistoryConfig
-from rm_core.pipeline.sudoku import build_model, rm_sudoku_loss, rm_sudoku_parts
+from rm_core.pipeline.sudoku.train import build_model, rm_sudoku_loss, rm_sudoku_parts
 from rm_core.tasks.sudoku import SudokuSpec, generate_solved_boards, to_tokens
 from rm_core.train import TrainConfig, train
 

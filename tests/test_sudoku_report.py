@@ -5,7 +5,7 @@ import math
 import pandas as pd
 import pytest
 
-from rm_core.pipeline.sudoku import TABLE2_COLUMNS, seed_summary
+from rm_core.pipeline.sudoku.report import TABLE2_COLUMNS, seed_summary
 
 
 def test_seed_summary_mean_and_interval_by_hand():

@@ -18,7 +18,12 @@ import torch
 
 from tiny_checkpoint import write_tiny_llada
 from rm_core.config import load_config
-from rm_core.pipeline import text, text_eval, text_report, text_train
+from rm_core.pipeline.text import data as text_data
+from rm_core.pipeline.text import evaluate as text_eval
+from rm_core.pipeline.text import model as text_model
+from rm_core.pipeline.text import probe as text_probe
+from rm_core.pipeline.text import report as text_report
+from rm_core.pipeline.text import train as text_train
 from rm_core.tasks.text.layout import batch_layout
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -55,24 +60,24 @@ def paper_cfg(shared: Path, ckpt: Path):
 def _run_track(cfg, work: Path, limit: int):
     """data -> base -> probe -> SFT/RM (2 steps) -> eval -> report; returns the paths."""
     d = work / "data"
-    info = text.make_data(cfg, 0, str(d))
+    info = text_data.make_data(cfg, 0, str(d / "train_pairs.parquet"), str(d / "tasks.json"))
     pairs = str(d / "train_pairs.parquet")
     base = str(work / "models/base/model.json")
     text_train.prepare_base(cfg, 0, pairs, base)
     probe = str(work / "probe/topk.parquet")
-    assert text.probe(cfg, base, pairs, probe) is True
-    assert text.probe(cfg, base, pairs, probe) is False  # same checkpoint + data: the cache is reused
+    assert text_probe.probe(cfg, base, pairs, probe) is True
+    assert text_probe.probe(cfg, base, pairs, probe) is False  # same checkpoint + data: the cache is reused
     refs = {"base": base}
     for obj in ("sft", "rm"):
         refs[f"{obj}_s0"] = str(work / f"models/{obj}_s0/model.json")
-        text_train.train(cfg, obj, 0, pairs, base, probe if obj == "rm" else None, refs[f"{obj}_s0"])
+        text_train.train(cfg, obj, 0, pairs, base, refs[f"{obj}_s0"], probe if obj == "rm" else None)
     ev = work / "eval"
     for name, ref in refs.items():
         rm = name.startswith("rm")
         text_eval.evaluate(cfg, ref, name, "rm" if rm else "low_confidence", str(d / "tasks.json"),
                            str(ev / f"{name}.parquet"), str(ev / f"{name}.json"),
-                           out_scaling=str(ev / f"{name}_scaling.parquet") if rm else None,
-                           out_traj=str(ev / f"{name}_trajectories.parquet") if rm else None, limit=limit)
+                           scaling=str(ev / f"{name}_scaling.parquet") if rm else None,
+                           trajectories=str(ev / f"{name}_trajectories.parquet") if rm else None, limit=limit)
     tables = work / "tables"
     t3, t4 = text_report.report(
         cfg, "test", str(d / "tasks.json"), [str(ev / f"{n}.json") for n in refs], [str(ev / f"{n}.parquet") for n in refs],
@@ -97,11 +102,11 @@ def test_paper_path_on_tiny_llada(shared_data, tmp_path):
     assert set(pairs["task"]) == {"math", "mbpp", "arc"} and pairs["id"].is_unique
     assert info["table3"] == {"MATH500": "math500_rm", "MBPP": "mbpp_rm", "ARC-Challenge": "arc_challenge_rm"}
     # the base is the checkpoint where it lies; the fine-tuned models are sharded LLaDA folders
-    assert text.read_model_ref(refs["base"])["dir"] == str(ckpt.resolve())
+    assert text_model.read_model_ref(refs["base"])["dir"] == str(ckpt.resolve())
     for name in ("sft_s0", "rm_s0"):
         folder = Path(refs[name]).parent
         assert (folder / "model.safetensors.index.json").exists() and (folder / "tokenizer.json").exists()
-        model, tok = text.load_backbone(refs[name], cfg["backbone"])
+        model, tok = text_model.load_backbone(refs[name], cfg["backbone"])
         assert model.mask_id == tok.mask_id
         log = pd.read_parquet(folder / "train_log.parquet")
         assert len(log) == 2 and log["loss"].notna().all()
@@ -153,13 +158,13 @@ def test_training_layout_matches_evaluation(tmp_path):
     """PairEncoder rows written out by hand: [PAD]* prompt [SEP] | response [EOS]*, the answer region
     editable, attention 0 on the padding only; evaluation's rows have the same prompt block, MASKs after."""
     cfg = mini_cfg()
-    text.make_data(cfg, 0, str(tmp_path))
+    text_data.make_data(cfg, 0, str(tmp_path / "train_pairs.parquet"), str(tmp_path / "tasks.json"))
     pairs = pd.read_parquet(tmp_path / "train_pairs.parquet")
     from rm_core.tasks.text.tokenizer import CharTokenizer
 
     tok = CharTokenizer()
     P, G = cfg["layout"]["prompt_len"], cfg["layout"]["gen_length"]
-    enc = text.PairEncoder(tok, cfg, pairs)
+    enc = text_model.PairEncoder(tok, cfg, pairs)
     idx = [0, 1, len(pairs) - 1]
     b = enc.batch(idx)
     lay = batch_layout(tok, [pairs["prompt"][i] for i in idx], G, prompt_len=P)
@@ -191,7 +196,7 @@ def test_rm_objective_draws_wrong_tokens_from_the_probe():
                      history={"kind": "none"})
     pairs = pd.DataFrame({"id": ["a", "b", "c"], "task": ["math"] * 3,
                           "prompt": ["1+2=", "what is 3*3?", "x"], "response": ["3", "9 is it", "yes"]})
-    enc = text.PairEncoder(tok, cfg, pairs)
+    enc = text_model.PairEncoder(tok, cfg, pairs)
     P, G = cfg["layout"]["prompt_len"], cfg["layout"]["gen_length"]
     answers = torch.stack([enc.batch([i])["ids"][0, P:] for i in range(3)])  # (3, G) targets
     pos = torch.arange(G)
@@ -233,19 +238,19 @@ def test_rm_objective_draws_wrong_tokens_from_the_probe():
 
 def test_probe_cache_recomputed_when_settings_change(tmp_path):
     cfg = mini_cfg()
-    text.make_data(cfg, 0, str(tmp_path / "data"))
+    text_data.make_data(cfg, 0, str(tmp_path / "data" / "train_pairs.parquet"), str(tmp_path / "data" / "tasks.json"))
     pairs = str(tmp_path / "data/train_pairs.parquet")
     base = str(tmp_path / "base/model.json")
     text_train.prepare_base(cfg, 0, pairs, base)
     out = str(tmp_path / "topk.parquet")
-    assert text.probe(cfg, base, pairs, out)
-    assert not text.probe(cfg, base, pairs, out)
+    assert text_probe.probe(cfg, base, pairs, out)
+    assert not text_probe.probe(cfg, base, pairs, out)
     cfg2 = copy.deepcopy(cfg)
     cfg2["probe"]["input"] = "masked"
-    assert text.probe(cfg2, base, pairs, out)
-    fp = text.read_probe_fingerprint(out)
+    assert text_probe.probe(cfg2, base, pairs, out)
+    fp = text_probe.read_probe_fingerprint(out)
     assert fp["probe"] == {"top_k": 5, "input": "masked", "passes": cfg["probe"]["passes"], "seed": cfg["probe"]["seed"]}
-    ids, probs = text.load_probe(out, list(pd.read_parquet(pairs)["id"]))
+    ids, probs = text_probe.load_probe(out, list(pd.read_parquet(pairs)["id"]))
     assert ids.shape == (36, cfg["layout"]["gen_length"], 5) and (probs.sum(-1) <= 1.0001).all()
     assert not (ids == 2).any()  # MASK is never a wrong token
 
@@ -272,17 +277,17 @@ def test_rm_training_resumes_to_the_same_weights(tmp_path):
 
     cfg = mini_cfg()
     cfg["finetune"]["train"].update(steps=3, checkpoint_every=1)
-    text.make_data(cfg, 0, str(tmp_path / "data"))
+    text_data.make_data(cfg, 0, str(tmp_path / "data" / "train_pairs.parquet"), str(tmp_path / "data" / "tasks.json"))
     pairs = str(tmp_path / "data/train_pairs.parquet")
     base = str(tmp_path / "base/model.json")
     text_train.prepare_base(cfg, 0, pairs, base)
     probe = str(tmp_path / "topk.parquet")
-    text.probe(cfg, base, pairs, probe)
+    text_probe.probe(cfg, base, pairs, probe)
     whole = tmp_path / "whole/model.json"
-    text_train.train(cfg, "rm", 0, pairs, base, probe, str(whole))
+    text_train.train(cfg, "rm", 0, pairs, base, str(whole), probe)
     cut = tmp_path / "cut/model.json"
-    assert text_train.train(cfg, "rm", 0, pairs, base, probe, str(cut), stop_after=2) == {}
+    assert text_train.train(cfg, "rm", 0, pairs, base, str(cut), probe, stop_after=2) == {}
     assert (cut.parent / "checkpoint").exists() and not cut.exists()
-    text_train.train(cfg, "rm", 0, pairs, base, probe, str(cut))
+    text_train.train(cfg, "rm", 0, pairs, base, str(cut), probe)
     a, b = load_tensors(whole.parent / "model.safetensors"), load_tensors(cut.parent / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -6,7 +6,8 @@ import json
 import pandas as pd
 import pytest
 from rm_core.config import load_config
-from rm_core.pipeline import text, text_eval
+from rm_core.pipeline.text import data as text_data
+from rm_core.pipeline.text import evaluate as text_eval
 from rm_core.tasks.text import benchmarks as B
 from rm_core.tasks.text.mini import make_mini
 
@@ -41,7 +42,7 @@ def test_benchmark_validation_comes_from_the_training_side(tmp_path, shared_data
                               "math_test": str(shared_data / "math/math_test.jsonl"),
                               "arc_train": str(shared_data / "arc/ARC-Challenge-Train.jsonl"),
                               "arc_test": str(shared_data / "arc/ARC-Challenge-Test.jsonl")})
-    info = text.make_data(cfg, 0, str(tmp_path))
+    info = text_data.make_data(cfg, 0, str(tmp_path / "train_pairs.parquet"), str(tmp_path / "tasks.json"))
     split = json.loads((tmp_path / "mbpp_split.json").read_text())
     assert len(split["val"]) == 20 and len(split["train"]) + 20 == round(0.3 * 974)
     assert not set(split["val"]) & (set(split["train"]) | set(split["test"]))

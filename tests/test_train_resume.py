@@ -11,7 +11,8 @@ import torch
 from rm_core.backbones.small_transformer import SmallTransformer
 from rm_core.config import load_config
 from rm_core.io import load_tensors, read_parquet, write_parquet
-from rm_core.pipeline import sudoku
+from rm_core.pipeline.sudoku import data as sudoku_data
+from rm_core.pipeline.sudoku import train as sudoku_train
 from rm_core.train import save_checkpoint
 
 CFG = load_config({"sudoku": dict(
@@ -22,14 +23,14 @@ CFG = load_config({"sudoku": dict(
 
 
 def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
-    sudoku.make_data(CFG, 0, tmp_path / "train.parquet", tmp_path / "test.parquet")
-    sudoku.train_variant(CFG, "her", 0, tmp_path / "train.parquet", tmp_path / "full")
+    sudoku_data.make_data(CFG, 0, tmp_path / "train.parquet", tmp_path / "test.parquet")
+    sudoku_train.train_variant(CFG, "her", 0, tmp_path / "train.parquet", tmp_path / "full" / "model.safetensors")
     # a run killed after 7 steps: only the step-4 checkpoint survives
-    sudoku.train_variant(CFG, "her", 0, tmp_path / "train.parquet", tmp_path / "killed", stop_after=7)
+    sudoku_train.train_variant(CFG, "her", 0, tmp_path / "train.parquet", tmp_path / "killed" / "model.safetensors", stop_after=7)
     assert not (tmp_path / "killed" / "model.safetensors").exists()
     state = (tmp_path / "killed" / "checkpoint" / "trainer_state.json").read_text()
     assert '"step": 4' in state
-    sudoku.train_variant(CFG, "her", 0, tmp_path / "train.parquet", tmp_path / "killed")
+    sudoku_train.train_variant(CFG, "her", 0, tmp_path / "train.parquet", tmp_path / "killed" / "model.safetensors")
     a = load_tensors(tmp_path / "full" / "model.safetensors")
     b = load_tensors(tmp_path / "killed" / "model.safetensors")
     assert a.keys() == b.keys()
@@ -40,11 +41,11 @@ def test_killed_and_resumed_run_equals_uninterrupted(tmp_path):
 
 
 def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
-    sudoku.make_data(CFG, 0, tmp_path / "train.parquet", tmp_path / "test.parquet")
-    sudoku.train_variant(CFG, "her", 0, tmp_path / "train.parquet", tmp_path / "run", stop_after=5)
+    sudoku_data.make_data(CFG, 0, tmp_path / "train.parquet", tmp_path / "test.parquet")
+    sudoku_train.train_variant(CFG, "her", 0, tmp_path / "train.parquet", tmp_path / "run" / "model.safetensors", stop_after=5)
     other = dict(CFG, rm=dict(CFG["rm"], p_wrong=0.9))
-    sudoku.train_variant(other, "her", 0, tmp_path / "train.parquet", tmp_path / "run")
-    sudoku.train_variant(other, "her", 0, tmp_path / "train.parquet", tmp_path / "fresh")
+    sudoku_train.train_variant(other, "her", 0, tmp_path / "train.parquet", tmp_path / "run" / "model.safetensors")
+    sudoku_train.train_variant(other, "her", 0, tmp_path / "train.parquet", tmp_path / "fresh" / "model.safetensors")
     a = load_tensors(tmp_path / "run" / "model.safetensors")
     b = load_tensors(tmp_path / "fresh" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
@@ -57,10 +58,10 @@ def test_checkpoint_of_other_settings_is_not_resumed(tmp_path):
 def runs(tmp_path_factory):
     """Data, an uninterrupted run, and the complete checkpoints of steps 4 and 8."""
     root = tmp_path_factory.mktemp("resume")
-    sudoku.make_data(CFG, 0, root / "train.parquet", root / "test.parquet")
-    sudoku.train_variant(CFG, "her", 0, root / "train.parquet", root / "full")
+    sudoku_data.make_data(CFG, 0, root / "train.parquet", root / "test.parquet")
+    sudoku_train.train_variant(CFG, "her", 0, root / "train.parquet", root / "full" / "model.safetensors")
     for stop, name in ((7, "ck4"), (11, "ck8")):
-        sudoku.train_variant(CFG, "her", 0, root / "train.parquet", root / name, stop_after=stop)
+        sudoku_train.train_variant(CFG, "her", 0, root / "train.parquet", root / name / "model.safetensors", stop_after=stop)
         shutil.move(root / name / "checkpoint", root / f"{name}_dir")
     return root
 
@@ -93,7 +94,7 @@ def test_resume_after_a_kill_during_checkpoint_save(runs, tmp_path, state, caplo
     out.mkdir()
     make(runs, out)
     with caplog.at_level(logging.INFO, logger="rm_core.train"):
-        sudoku.train_variant(CFG, "her", 0, runs / "train.parquet", out)
+        sudoku_train.train_variant(CFG, "her", 0, runs / "train.parquet", out / "model.safetensors")
     resumed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("resumed from")]
     assert resumed == ([] if step is None else [f"resumed from {out / 'checkpoint'} at step {step}"])
     a, b = load_tensors(runs / "full" / "model.safetensors"), load_tensors(out / "model.safetensors")
@@ -116,37 +117,39 @@ def test_save_over_a_half_deleted_old_checkpoint(runs, tmp_path):
 def test_fingerprint_covers_the_boards(tmp_path):
     """Other boards with the same n_train (here: another sudoku.n_test) must not resume a stale checkpoint."""
     other = dict(CFG, n_test=9)
-    sudoku.make_data(CFG, 0, tmp_path / "a.parquet", tmp_path / "a_test.parquet")
-    sudoku.make_data(other, 0, tmp_path / "b.parquet", tmp_path / "b_test.parquet")
+    sudoku_data.make_data(CFG, 0, tmp_path / "a.parquet", tmp_path / "a_test.parquet")
+    sudoku_data.make_data(other, 0, tmp_path / "b.parquet", tmp_path / "b_test.parquet")
     a, b = read_parquet(tmp_path / "a.parquet"), read_parquet(tmp_path / "b.parquet")
     assert len(a) == len(b) and not a["solution"].map(tuple).equals(b["solution"].map(tuple))
-    sudoku.train_variant(CFG, "her", 0, tmp_path / "a.parquet", tmp_path / "run", stop_after=5)
-    sudoku.train_variant(other, "her", 0, tmp_path / "b.parquet", tmp_path / "run")
-    sudoku.train_variant(other, "her", 0, tmp_path / "b.parquet", tmp_path / "fresh")
+    sudoku_train.train_variant(CFG, "her", 0, tmp_path / "a.parquet", tmp_path / "run" / "model.safetensors", stop_after=5)
+    sudoku_train.train_variant(other, "her", 0, tmp_path / "b.parquet", tmp_path / "run" / "model.safetensors")
+    sudoku_train.train_variant(other, "her", 0, tmp_path / "b.parquet", tmp_path / "fresh" / "model.safetensors")
     x, y = load_tensors(tmp_path / "run" / "model.safetensors"), load_tensors(tmp_path / "fresh" / "model.safetensors")
     assert all(torch.equal(x[k], y[k]) for k in x)
 
 
 def test_empty_boards_file_is_named(tmp_path):
-    sudoku.make_data(CFG, 0, tmp_path / "train.parquet", tmp_path / "test.parquet")
+    sudoku_data.make_data(CFG, 0, tmp_path / "train.parquet", tmp_path / "test.parquet")
     df = read_parquet(tmp_path / "train.parquet")
     write_parquet(df.iloc[:0], tmp_path / "empty.parquet")
     with pytest.raises(ValueError, match=r"empty\.parquet.*is empty"):
-        sudoku.train_variant(CFG, "her", 0, tmp_path / "empty.parquet", tmp_path / "run")
+        sudoku_train.train_variant(CFG, "her", 0, tmp_path / "empty.parquet", tmp_path / "run" / "model.safetensors")
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_image_fingerprints_cover_the_token_files(tmp_path, monkeypatch):
     """Image track: base and SFT/RM fingerprints change with the token files' bytes at equal row counts."""
-    from rm_core.pipeline import image as im
+    from rm_core.pipeline.image import data as im_data
+    from rm_core.pipeline.image import train as im_train
 
     cfg = load_config()["image"]
     cfg["data"].update(n_train=12, n_test=2)
     cfg["data"]["scenes"]["n_base"] = 12
     d = {k: str(tmp_path / k) for k in ("data", "vq", "tokens", "base")}
-    im.make_data(cfg, 0, d["data"])
-    im.make_vq({**cfg, "seed": 0}, d["data"], d["vq"])
-    im.make_tokens(cfg, d["data"], d["vq"], d["tokens"])
+    edits, vq, tokens = f"{d['data']}/edits.parquet", f"{d['vq']}/config.json", f"{d['tokens']}/edits.parquet"
+    im_data.make_data(cfg, 0, edits, f"{d['data']}/base.parquet")
+    im_data.make_vq(cfg, 0, edits, vq)
+    im_data.make_tokens(cfg, edits, vq, tokens, f"{d['tokens']}/layout.json")
     Path(d["base"]).mkdir()
     (Path(d["base"]) / "run.json").write_text(json.dumps({"path": d["base"]}))
     seen = []
@@ -158,13 +161,14 @@ def test_image_fingerprints_cover_the_token_files(tmp_path, monkeypatch):
         seen.append(fingerprint)
         raise Stop
 
-    monkeypatch.setattr(im, "train", fake_train)
-    monkeypatch.setattr(im, "load_model", lambda cfg, path: None)
+    monkeypatch.setattr(im_train, "train", fake_train)
+    monkeypatch.setattr(im_train, "load_model", lambda cfg, path: None)
 
     def fingerprints():
         out = []
-        for call in (lambda: im.train_base(cfg, 0, d["tokens"], str(tmp_path / "b")),
-                     lambda: im.train_model(cfg, "rm", 0, d["tokens"], d["base"], str(tmp_path / "r"))):
+        for call in (lambda: im_train.train_base(cfg, 0, tokens, str(tmp_path / "b" / "run.json")),
+                     lambda: im_train.train_model(cfg, "rm", 0, tokens, f"{d['base']}/run.json",
+                                                  str(tmp_path / "r" / "run.json"))):
             with pytest.raises(Stop):
                 call()
             out.append(seen.pop())

@@ -76,7 +76,7 @@ def test_code_only_and_full_softmax_disagree_and_we_rank_like_dimoo():
 
 
 def test_image_pipeline_ranks_with_the_code_only_softmax():
-    from rm_core.pipeline.image import maskgit_kwargs
+    from rm_core.pipeline.image.evaluate import maskgit_kwargs
 
     kw = maskgit_kwargs({"maskgit_steps": 64, "temperature": 0.0})
     assert kw["confidence"] == "allowed" and kw["schedule"] == "cosine"
@@ -193,7 +193,7 @@ def test_suppressed_ids_are_committed_last_with_upstream_confidence():
 
 
 def test_paper_text_eval_suppresses_eos_and_eot(tmp_path):
-    from rm_core.pipeline.text_eval import low_confidence_options
+    from rm_core.pipeline.text.evaluate import low_confidence_options
     import yaml
 
     paper = yaml.safe_load(open("config/paper.yaml"))["text"]["eval"]

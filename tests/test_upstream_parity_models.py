@@ -14,7 +14,9 @@ from rm_core.backbones.dimoo import DiMOOBackbone
 from rm_core.backbones.small_transformer import SmallTransformer, SmallTransformerConfig
 from tiny_checkpoint import write_tiny_dimoo
 from rm_core.lm_eval_model import RMDiffusionLM
-from rm_core.pipeline.image import _dimoo_layout, cfg_denoiser, pad_attention_mask
+from rm_core.pipeline.image.data import _dimoo_layout
+from rm_core.pipeline.image.evaluate import cfg_denoiser
+from rm_core.pipeline.image.model import pad_attention_mask
 from rm_core.tasks.image.layout import SEG_SRC, SEG_TEXT, build_batch, positions, uncond_sequence
 from rm_core.tasks.text.tokenizer import CharTokenizer
 
@@ -161,7 +163,7 @@ def naive_dimoo_i2i(logits_fn, x, mask_id: int, code_start: int, codebook: int, 
 def test_greedy_maskgit_decodes_like_dimoo(tmp_path):
     """Tiny DiMOO with non-trivial logits (init std 0.5): our base/SFT sampler (paper settings at
     temperature 0) gives the same decode as the loop above on every case."""
-    from rm_core.pipeline.image import maskgit_kwargs
+    from rm_core.pipeline.image.evaluate import maskgit_kwargs
     from rm_core.samplers import low_confidence_sample
     from rm_core.tasks.image.layout import non_code_ids
 

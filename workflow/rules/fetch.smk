@@ -38,7 +38,7 @@ if "llada" in FETCH:
         conda:
             "../../envs/rm_core.yaml"
         shell:
-            "python -m rm_core.fetch hub --params {params.spec:q} --marker {output.marker} 2> {log}"
+            "rm-core fetch --params {params.spec:q} --kind hub --marker {output.marker} 2> {log}"
 
 
 if "dimoo" in FETCH:
@@ -58,7 +58,7 @@ if "dimoo" in FETCH:
         conda:
             "../../envs/rm_core.yaml"
         shell:
-            "python -m rm_core.fetch hub --params {params.spec:q} --marker {output.marker} 2> {log}"
+            "rm-core fetch --params {params.spec:q} --kind hub --marker {output.marker} 2> {log}"
 
 
 if "math_train" in FETCH:
@@ -78,7 +78,7 @@ if "math_train" in FETCH:
         conda:
             "../../envs/rm_core.yaml"
         shell:
-            "python -m rm_core.fetch hub --params {params.spec:q} --marker {output.marker} 2> {log}"
+            "rm-core fetch --params {params.spec:q} --kind hub --marker {output.marker} 2> {log}"
 
 
 if "imgedit" in FETCH:
@@ -98,7 +98,7 @@ if "imgedit" in FETCH:
         conda:
             "../../envs/rm_core.yaml"
         shell:
-            "python -m rm_core.fetch hub --params {params.spec:q} --marker {output.marker} 2> {log}"
+            "rm-core fetch --params {params.spec:q} --kind hub --marker {output.marker} 2> {log}"
 
 
 if "imgedit" in FETCH:
@@ -120,7 +120,7 @@ if "imgedit" in FETCH:
         conda:
             "../../envs/rm_core.yaml"
         shell:
-            "python -m rm_core.fetch unpack --params {params.spec:q} --marker {output.marker} 2> {log}"
+            "rm-core fetch --params {params.spec:q} --kind unpack --marker {output.marker} 2> {log}"
 
 
 if "benchmarks" in FETCH:
@@ -140,4 +140,4 @@ if "benchmarks" in FETCH:
         conda:
             "../../envs/rm_core.yaml"
         shell:
-            "python -m rm_core.fetch url --params {params.spec:q} 2> {log}"
+            "rm-core fetch --params {params.spec:q} --kind url 2> {log}"

@@ -44,7 +44,7 @@ rule image_data:
     params:
         cfg=params_json(IMAGE, "data", "model"),
         seed=config["seed"],
-        out_dir=lambda w, output: os.path.dirname(output.edits),
+        pool=lambda w, output: f"--pool {output.pool}" if IMAGE_MINI else "",
     threads: rule_threads("cpu")
     resources:
         **slurm_resources("cpu"),
@@ -55,7 +55,7 @@ rule image_data:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core image-data --params {params.cfg:q} --threads {threads} --seed {params.seed} "
-        "--out-dir {params.out_dir} 2> {log}"
+        "--edits {output.edits} {params.pool} 2> {log}"
 
 
 rule image_vq:
@@ -67,8 +67,6 @@ rule image_vq:
     params:
         cfg=params_json(IMAGE, "data", "vq", "model"),
         seed=config["seed"],
-        data_dir=lambda w, input: os.path.dirname(input.edits),
-        out_dir=lambda w, output: os.path.dirname(output.config),
     threads: rule_threads("cpu")
     resources:
         **slurm_resources("cpu"),
@@ -79,7 +77,7 @@ rule image_vq:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core image-vq --params {params.cfg:q} --threads {threads} --seed {params.seed} "
-        "--data-dir {params.data_dir} --out-dir {params.out_dir} 2> {log}"
+        "--edits {input.edits} --vq {output.config} 2> {log}"
 
 
 rule image_tokens:
@@ -90,9 +88,6 @@ rule image_tokens:
         **IMAGE_TOKENS_OUT,
     params:
         cfg=params_json(IMAGE, "data", "vq", "text", "model"),
-        data_dir=lambda w, input: os.path.dirname(input.edits),
-        vq_dir=lambda w, input: os.path.dirname(input.vq),
-        out_dir=lambda w, output: os.path.dirname(output.edits),
     threads: rule_threads(IMAGE_TOKENS_GROUP)
     resources:
         **slurm_resources(IMAGE_TOKENS_GROUP),
@@ -102,8 +97,8 @@ rule image_tokens:
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        "rm-core image-tokens --params {params.cfg:q} --threads {threads} --data-dir {params.data_dir} "
-        "--vq-dir {params.vq_dir} --out-dir {params.out_dir} 2> {log}"
+        "rm-core image-tokens --params {params.cfg:q} --threads {threads} --edits {input.edits} "
+        "--vq {input.vq} --tokens {output.edits} --layout {output.layout} 2> {log}"
 
 
 rule image_base:
@@ -114,8 +109,6 @@ rule image_base:
     params:
         cfg=params_json(IMAGE, "model", "text", "base", "sft", "cfg_dropout"),
         seed=config["seed"],
-        tokens_dir=lambda w, input: os.path.dirname(input.edits),
-        out_dir=lambda w, output: os.path.dirname(output.run),
     threads: rule_threads(IMAGE_BASE_GROUP)
     resources:
         **slurm_resources(IMAGE_BASE_GROUP),
@@ -126,7 +119,7 @@ rule image_base:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core image-base --params {params.cfg:q} --threads {threads} --seed {params.seed} "
-        "--tokens-dir {params.tokens_dir} --out-dir {params.out_dir} 2> {log}"
+        "--tokens {input.edits} --run {output.run} 2> {log}"
 
 
 # SFT and RM: the same training edits and the same `image.train` section (steps x batch), both from the base.
@@ -140,9 +133,6 @@ rule image_train:
         cfg=lambda w: params_json(IMAGE, "model", "text", "train", "cfg_dropout",
                                   **({"sft": IMAGE["sft"]} if w.model == "sft" else {"rm": training_settings(IMAGE["rm"])})),
         seed=config["seed"],
-        tokens_dir=lambda w, input: os.path.dirname(input.edits),
-        base_dir=lambda w, input: os.path.dirname(input.base),
-        out_dir=lambda w, output: os.path.dirname(output.run),
     wildcard_constraints:
         model="sft|rm",
     threads: rule_threads("train")
@@ -154,9 +144,8 @@ rule image_train:
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        train_launcher("train") + "image-train --params {params.cfg:q} --threads {threads} --model {wildcards.model} "
-        "--seed {params.seed} --tokens-dir {params.tokens_dir} --base-dir {params.base_dir} "
-        "--out-dir {params.out_dir} 2> {log}"
+        train_launcher("train") + "image-train --params {params.cfg:q} --threads {threads} --which {wildcards.model} "
+        "--seed {params.seed} --tokens {input.edits} --base {input.base} --run {output.run} 2> {log}"
 
 
 rule image_eval:
@@ -171,10 +160,6 @@ rule image_eval:
     params:
         cfg=params_json(IMAGE, "data", "model", "text", "rm", "eval"),
         split=lambda w: EVAL_SPLIT[w.evaldir],
-        data_dir=lambda w, input: os.path.dirname(input.edits),
-        tokens_dir=lambda w, input: os.path.dirname(input.tok_edits),
-        vq_dir=lambda w, input: os.path.dirname(input.vq),
-        model_dir=lambda w, input: os.path.dirname(input.run),
     wildcard_constraints:
         model="|".join(IMAGE_MODELS),
         evaldir="|".join(EVAL_SPLIT),
@@ -187,9 +172,9 @@ rule image_eval:
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        "rm-core image-eval --params {params.cfg:q} --threads {threads} --model {wildcards.model} "
-        "--model-dir {params.model_dir} --data-dir {params.data_dir} --tokens-dir {params.tokens_dir} "
-        "--vq-dir {params.vq_dir} --metrics {output.metrics} --outputs {output.outputs} --split {params.split} 2> {log}"
+        "rm-core image-eval --params {params.cfg:q} --threads {threads} --which {wildcards.model} "
+        "--run {input.run} --edits {input.edits} --tokens {input.tok_edits} --vq {input.vq} "
+        "--metrics {output.metrics} --outputs {output.outputs} --split {params.split} 2> {log}"
 
 
 rule table1:
@@ -205,9 +190,6 @@ rule table1:
     params:
         cfg=params_json(IMAGE, "data", "model", "text", "base", "train", "rm", "eval"),
         scale=config["scale"],
-        data_dir=lambda w, input: os.path.dirname(input.edits),
-        tokens_dir=lambda w, input: os.path.dirname(input.layout),
-        vq_dir=lambda w, input: os.path.dirname(input.vq),
     resources:
         **slurm_resources("light"),
     log:
@@ -216,8 +198,8 @@ rule table1:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core image-report --params {params.cfg:q} --scale {params.scale} --metrics {input.metrics} "
-        "--outputs {input.outputs} --data-dir {params.data_dir} --tokens-dir {params.tokens_dir} "
-        "--vq-dir {params.vq_dir} --table {output.table_md} --figure {output.fig_png} 2> {log}"
+        "--outputs {input.outputs} --edits {input.edits} --tokens {input.tok_edits} --vq {input.vq} "
+        "--table {output.table_md} --figure {output.fig_png} 2> {log}"
 
 
 # `snakemake image_validation`: every model on the validation edits (not part of `all`); the table

@@ -56,7 +56,6 @@ rule sudoku_train:
     params:
         cfg=lambda w: params_json(SUDOKU, "box", "model", "train", rm=training_settings(SUDOKU["rm"]),
                                   variants={w.variant: SUDOKU["variants"][w.variant]}),
-        out_dir=lambda w, output: os.path.dirname(output.model),
     wildcard_constraints:
         variant="|".join(SUDOKU_VARIANTS),
         seed="|".join(str(s) for s in SUDOKU_SEEDS),
@@ -70,7 +69,7 @@ rule sudoku_train:
         "../../envs/rm_core.yaml"
     shell:
         train_launcher("sudoku_train") + "sudoku-train --params {params.cfg:q} --threads {threads} --seed {wildcards.seed} "
-        "--variant {wildcards.variant} --train {input.train} --out-dir {params.out_dir} 2> {log}"
+        "--variant {wildcards.variant} --train {input.train} --model {output.model} 2> {log}"
 
 
 rule sudoku_eval:
@@ -84,7 +83,6 @@ rule sudoku_eval:
     params:
         cfg=lambda w: params_json(SUDOKU, "box", "rm", "eval_batch_size",
                                   variants={w.variant: SUDOKU["variants"][w.variant]}),
-        model_dir=lambda w, input: os.path.dirname(input.model),
     wildcard_constraints:
         variant="|".join(SUDOKU_VARIANTS),
         seed="|".join(str(s) for s in SUDOKU_SEEDS),
@@ -98,7 +96,7 @@ rule sudoku_eval:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core sudoku-eval --params {params.cfg:q} --threads {threads} --variant {wildcards.variant} "
-        "--model-dir {params.model_dir} --test {input.test} --metrics {output.metrics} "
+        "--model {input.model} --test {input.test} --metrics {output.metrics} "
         "--trajectories {output.trajectories} --scaling {output.scaling} 2> {log}"
 
 

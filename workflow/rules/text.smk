@@ -48,7 +48,6 @@ rule text_data:
     params:
         cfg=params_json(TEXT, "tasks", "data"),
         seed=config["seed"],
-        out_dir=lambda w, output: os.path.dirname(output.pairs),
     resources:
         **slurm_resources("light"),
     log:
@@ -56,7 +55,8 @@ rule text_data:
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        "rm-core text-data --params {params.cfg:q} --seed {params.seed} --out-dir {params.out_dir} 2> {log}"
+        "rm-core text-data --params {params.cfg:q} --seed {params.seed} --pairs {output.pairs} --tasks {output.tasks} "
+        "2> {log}"
 
 
 rule text_base:
@@ -78,7 +78,7 @@ rule text_base:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core text-base --params {params.cfg:q} --threads {threads} --seed {params.seed} "
-        "--pairs {input.pairs} --out {output.ref} 2> {log}"
+        "--pairs {input.pairs} --ref {output.ref} 2> {log}"
 
 
 rule text_probe:
@@ -99,7 +99,7 @@ rule text_probe:
         "../../envs/rm_core.yaml"
     shell:
         "rm-core text-probe --params {params.cfg:q} --threads {threads} --base {input.base} "
-        "--pairs {input.pairs} --out {output.topk} 2> {log}"
+        "--pairs {input.pairs} --topk {output.topk} 2> {log}"
 
 
 rule text_train:
@@ -114,7 +114,7 @@ rule text_train:
         cfg=lambda w: (params_json(TEXT, "backbone", "layout", "finetune", "probe", rm=training_settings(TEXT["rm"]))
                        if w.objective == "rm"
                        else params_json(TEXT, "backbone", "layout", "finetune")),
-        probe=lambda w, input: input.get("probe", "none"),
+        probe=lambda w, input: f"--probe {input.probe}" if "probe" in input.keys() else "",
     wildcard_constraints:
         objective="sft|rm",
         seed="|".join(str(s) for s in TEXT_SEEDS),
@@ -129,7 +129,7 @@ rule text_train:
     shell:
         train_launcher("train") + "text-train --params {params.cfg:q} --threads {threads} "
         "--objective {wildcards.objective} --seed {wildcards.seed} --pairs {input.pairs} --base {input.base} "
-        "--probe {params.probe} --out {output.ref} 2> {log}"
+        "{params.probe} --ref {output.ref} 2> {log}"
 
 
 rule text_eval:
@@ -156,7 +156,7 @@ rule text_eval:
     shell:
         "rm-core text-eval --params {params.cfg:q} --threads {threads} --model {input.model} --name {wildcards.model} "
         "--sampler low_confidence --tasks {input.tasks} --samples {output.samples} --summary {output.summary} "
-        "--scaling none --trajectories none --split {params.split} 2> {log}"
+        "--split {params.split} 2> {log}"
 
 
 rule text_eval_rm:
@@ -223,7 +223,6 @@ rule text_validation:
         table=f"{TABLES}/validation/text_val.md",
         csv=f"{TABLES}/validation/text_val.csv",
     params:
-        cfg="{}",
         scale=config["scale"],
     resources:
         **slurm_resources("light"),
@@ -232,5 +231,5 @@ rule text_validation:
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        "rm-core text-validation --params {params.cfg:q} --scale {params.scale} --summaries {input.summaries} "
+        "rm-core text-validation --scale {params.scale} --summaries {input.summaries} "
         "--table {output.table} 2> {log}"

@@ -1,4 +1,5 @@
-"""A small patch VQ tokenizer for the mini scale (ours), with the paper-scale VQ's interface.
+"""The image tokenizer: a small patch VQ for the mini scale (ours), with the paper-scale VQ's
+interface, and ``Codec``, which loads either (Lumina-DiMOO's VQ through diffusers) from a VQ folder.
 
 Lumina-DiMOO tokenizes images with an aMUSEd VQ (16x downsampling, 8192 codes; see
 shared/notes/dimoo-imgedit-format.md). At mini scale the tokenizer is k-means over
@@ -121,3 +122,41 @@ class PatchVQ:
         vq.n_distinct = cfg.get("n_distinct", 0)
         vq.codebook = load_tensors(d / "codebook.safetensors")["codebook"].float()
         return vq
+
+
+class Codec:
+    """The image tokenizer of a scale: ``encode`` uint8 images -> codes, ``decode`` back."""
+
+    def __init__(self, vq_dir: str):
+        meta = json.loads((Path(vq_dir) / "config.json").read_text())
+        self.kind = meta["kind"]
+        if self.kind == "kmeans-patch":
+            self.vq = PatchVQ.load(vq_dir)
+            self.downsample, self.n_codes = self.vq.patch, self.vq.n_codes
+        elif self.kind == "dimoo-vq":
+            from rm_core.backbones.dimoo import load_vq, vq_downsample
+            self.vq = load_vq(meta["checkpoint"], device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+            self.downsample, self.n_codes = vq_downsample(self.vq), int(self.vq.config.num_vq_embeddings)
+        else:
+            raise ValueError(f"{vq_dir}: unknown VQ kind {self.kind!r}")
+
+    def encode(self, images: np.ndarray, batch: int = 16) -> np.ndarray:
+        if self.kind == "kmeans-patch":
+            return self.vq.encode(images)
+        from rm_core.backbones.dimoo import encode_images
+        out = []
+        for s in range(0, len(images), batch):
+            px = torch.as_tensor(images[s:s + batch]).permute(0, 3, 1, 2).float() / 255.0
+            out.append(encode_images(self.vq, px).cpu().numpy())
+        return np.concatenate(out)
+
+    def decode(self, codes: np.ndarray, batch: int = 16) -> np.ndarray:
+        codes = np.asarray(codes, dtype=np.int64)
+        if self.kind == "kmeans-patch":
+            return self.vq.decode(codes)
+        from rm_core.backbones.dimoo import decode_codes
+        out = []
+        for s in range(0, len(codes), batch):
+            px = decode_codes(self.vq, torch.as_tensor(codes[s:s + batch])).float().cpu()
+            out.append((px.permute(0, 2, 3, 1).numpy() * 255.0).round().clip(0, 255).astype(np.uint8))
+        return np.concatenate(out)

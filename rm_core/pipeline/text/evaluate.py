@@ -21,11 +21,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..io import read_parquet, write_json, write_parquet
-from ..lm_eval_tasks.run import SAMPLES_SCHEMA_DOC
-from ..method import RMEval
-from ..metrics.code_sandbox import configure as configure_code_sandbox
-from .text import forbid_ids, load_backbone, prompt_formatter
+from ...io import read_parquet, write_json, write_parquet
+from ...lm_eval_tasks.run import SAMPLES_SCHEMA_DOC
+from ...method import RMEval
+from ...metrics.code_sandbox import configure as configure_code_sandbox
+from .model import forbid_ids, load_backbone, prompt_formatter
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +68,7 @@ def low_confidence_options(ev: dict, tok) -> dict:
 
 
 def make_lm(model, tok, cfg: dict, sampler: str):
-    from ..lm_eval_model import RMDiffusionLM
+    from ...lm_eval_model import RMDiffusionLM
 
     ev, lay = cfg["eval"], cfg["layout"]
     common = dict(model=model, tokenizer=tok, gen_length=int(lay["gen_length"]),
@@ -97,17 +97,19 @@ def split_paths(info: dict, split: str) -> dict:
     return info["paths"] if split == "test" else info["val_paths"]
 
 
-def evaluate(cfg: dict, model_ref: str, name: str, sampler: str, tasks_json: str, out_samples: str,
-             out_summary: str, out_scaling: str | None = None, out_traj: str | None = None,
-             limit: int | None = None, device: str | None = None, split: str = "test") -> dict:
+def evaluate(cfg: dict, model: str, name: str, sampler: str, tasks: str, samples: str, summary: str,
+             scaling: str | None = None, trajectories: str | None = None, split: str = "test",
+             limit: int | None = None, device: str | None = None) -> dict:
     """lm-eval on the track's tasks of ``split`` (test | val); per-sample Parquet + summary JSON
     (+ scaling for RM)."""
-    from ..lm_eval_tasks.build import build_task_dir
-    from ..lm_eval_tasks.run import run_tasks
+    model_ref, tasks_json, out_samples, out_summary = model, tasks, samples, summary
+    out_scaling, out_traj = scaling, trajectories
+    from ...lm_eval_tasks.build import build_task_dir
+    from ...lm_eval_tasks.run import run_tasks
 
     configure_code_sandbox(cfg["eval"]["unsafe_code_exec"])
     info = json.loads(Path(tasks_json).read_text())
-    limit = limit if limit is not None else cfg["eval"].get("limit")
+    limit = limit if limit is not None else cfg["eval"]["limit"]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     model, tok = load_backbone(model_ref, cfg["backbone"], device)
     model.eval()
@@ -137,8 +139,8 @@ def evaluate(cfg: dict, model_ref: str, name: str, sampler: str, tasks_json: str
 def generation_docs(info: dict, limit: int | None = None, split: str = "test") -> dict:
     """{task: DataFrame(prompt_id, prompt, doc)} for the generation tasks of ``split``, in lm-eval's
     doc order, with ``doc`` the record the task's process_results receives."""
-    from ..tasks.text import benchmarks as B
-    from ..tasks.text.prompts import math_prompt, mbpp_prompt
+    from ...tasks.text import benchmarks as B
+    from ...tasks.text.prompts import math_prompt, mbpp_prompt
 
     out = {}
     paths = split_paths(info, split)
@@ -166,7 +168,7 @@ def generation_docs(info: dict, limit: int | None = None, split: str = "test") -
 
 
 def _grader(task: str):
-    from ..lm_eval_tasks import utils as U
+    from ...lm_eval_tasks import utils as U
 
     fn = {"mini_math": U.process_mini_math, "mini_code": U.process_code, "math500_rm": U.process_math_answer,
           "mbpp_rm": U.process_code}[task]
@@ -185,7 +187,7 @@ def _grader(task: str):
 @torch.no_grad()
 def scaling_run(cfg: dict, model, tok, name: str, info: dict, limit: int | None = None, split: str = "test"):
     """One RM run of ``rm.eval.scaling_turns`` turns per generation doc; accuracy after every turn."""
-    from ..tasks.text.layout import batch_layout
+    from ...tasks.text.layout import batch_layout
 
     configure_code_sandbox(cfg["eval"]["unsafe_code_exec"])
     lm = make_lm(model, tok, cfg, "rm")

@@ -18,13 +18,14 @@ from pathlib import Path
 
 import torch
 
-from ..io import read_parquet, write_json
-from ..method import RMConfig
-from ..objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_model_input
-from ..train import TrainConfig, files_digest, train as run_training
-from ..trajectory import TopKProposal, UniformProposal, build_instances
-from .text import (PairEncoder, backbone_kind, forbid_ids, load_backbone, load_probe,
-                   read_model_ref, response_fits, save_backbone, write_model_ref)
+from ...io import read_parquet, write_json
+from ...method import RMConfig
+from ...objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_model_input
+from ...train import TrainConfig, files_digest, train as run_training
+from ...trajectory import TopKProposal, UniformProposal, build_instances
+from .model import (PairEncoder, backbone_kind, forbid_ids, load_backbone, read_model_ref, response_fits,
+                    save_backbone, write_model_ref)
+from .probe import load_probe
 
 log = logging.getLogger(__name__)
 OBJECTIVES = ("pretrain", "sft", "rm")
@@ -93,7 +94,7 @@ def rm_objective(enc: PairEncoder, topk_ids: torch.Tensor, topk_probs: torch.Ten
 
 
 def _new_small_model(cfg: dict, tok):
-    from ..backbones.small_transformer import SmallTransformer, SmallTransformerConfig
+    from ...backbones.small_transformer import SmallTransformer, SmallTransformerConfig
 
     lay = cfg["layout"]
     n = int(lay["prompt_len"]) + int(lay["gen_length"])
@@ -101,14 +102,15 @@ def _new_small_model(cfg: dict, tok):
                                                    **cfg["backbone"]["model"]))
 
 
-def prepare_base(cfg: dict, seed: int, pairs_path: str, out_ref: str, stop_after=None) -> dict:
+def prepare_base(cfg: dict, seed: int, pairs: str, ref: str, stop_after: int | None = None) -> dict:
     """The starting checkpoint: mini pre-trains it here (plain MDM); paper references the local
     LLaDA-8B-Instruct folder ``backbone.path`` after loading its config and tokenizer offline."""
+    pairs_path, out_ref = pairs, ref
     bb = cfg["backbone"]
     out_dir = Path(out_ref).parent
     if bb["kind"] == "llada":
-        from ..backbones.llada import LLaDAConfig, checkpoint_files
-        from ..backbones.llada_tokenizer import LLaDATokenizer
+        from ...backbones.llada import LLaDAConfig, checkpoint_files
+        from ...backbones.llada_tokenizer import LLaDATokenizer
 
         path = Path(bb["path"])
         if not (path / "config.json").exists():
@@ -122,7 +124,7 @@ def prepare_base(cfg: dict, seed: int, pairs_path: str, out_ref: str, stop_after
         return write_model_ref(out_ref, "llada", path, {"source": "published checkpoint"})
     if bb["kind"] != "small":
         raise ValueError(f"text.backbone.kind must be small|llada, got {bb['kind']!r}")
-    from ..tasks.text.tokenizer import CharTokenizer
+    from ...tasks.text.tokenizer import CharTokenizer
 
     tok = CharTokenizer()
     torch.manual_seed(seed)
@@ -144,9 +146,10 @@ def prepare_base(cfg: dict, seed: int, pairs_path: str, out_ref: str, stop_after
     return write_model_ref(out_ref, "small", out_dir, {"objective": "pretrain"})
 
 
-def train(cfg: dict, objective: str, seed: int, pairs_path: str, base_ref: str, probe_path: str | None,
-          out_ref: str, stop_after=None) -> dict:
+def train(cfg: dict, objective: str, seed: int, pairs: str, base: str, ref: str, probe: str | None = None,
+          stop_after: int | None = None) -> dict:
     """Fine-tune the base with ``objective`` ("sft" or "rm"); write the model and its ``model.json``."""
+    pairs_path, base_ref, probe_path, out_ref = pairs, base, probe, ref
     if objective not in ("sft", "rm"):
         raise ValueError(f"objective must be sft|rm, got {objective!r}")
     out_dir = Path(out_ref).parent

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..io import read_parquet, write_text
+from ...io import read_parquet, write_text
 
 MODEL_LABELS = {"base": "LLaDA", "sft": "Vanilla SFT", "rm": "RM"}
 METRIC = {"math_verify": "math", "pass_at_1": "code", "acc": "mc"}
@@ -50,7 +50,7 @@ def _score(summary: dict, task: str) -> float:
 
 
 def table3(summaries: dict, info: dict) -> pd.DataFrame:
-    from ..tables import PAPER_TABLE3
+    from ...tables import PAPER_TABLE3
 
     rows = {}
     for row in [r for r in ("MATH500", "MBPP", "ARC-Challenge") if r in info["table3"]]:
@@ -89,7 +89,7 @@ def subject_frame(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
 
 def table4(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
     """Rows: subjects + Aggregate; columns: SFT/RM ours (mean over seeds) and paper."""
-    from ..tables import PAPER_TABLE4
+    from ...tables import PAPER_TABLE4
 
     s = subject_frame(samples, info)
     s["family"] = s["model"].map(_family)
@@ -125,7 +125,7 @@ TASK_TITLES = {"mini_math": "mini math (MATH500 analogue)", "mini_code": "mini c
 def scaling_figure(scaling: pd.DataFrame, summaries: dict, T: int, stem, title: str) -> None:
     import matplotlib.pyplot as plt
 
-    from ..figures import save
+    from ...figures import save
 
     tasks = list(dict.fromkeys(scaling["task"]))
     fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
@@ -226,7 +226,7 @@ def trajectory_figure(lines, title: str, stem, max_cells: int = 120) -> None:
     """One row per state, one cell per token (at most ``max_cells``; token text cut to 3 characters)."""
     import matplotlib.pyplot as plt
 
-    from ..figures import save
+    from ...figures import save
 
     lines = [cells[:max_cells] for cells in lines]
     title = _tex_safe(title if len(title) < 160 else title[:157] + "...")
@@ -247,10 +247,11 @@ def trajectory_figure(lines, title: str, stem, max_cells: int = 120) -> None:
     save(fig, stem)
 
 
-def report(cfg: dict, scale: str, tasks_json: str, summary_paths: list[str], sample_paths: list[str],
-           scaling_paths: list[str], traj_path: str, table3_stem: str, table4_stem: str, fig_scaling: str,
-           fig_traj: str) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from ..tables import write_table
+def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: list[str], scaling: list[str],
+           trajectories: str, table3: str, table4: str, fig_scaling: str, fig_trajectory: str):
+    tasks_json, summary_paths, sample_paths, scaling_paths, traj_path = tasks, summaries, samples, scaling, trajectories
+    table3_stem, table4_stem, fig_traj = table3, table4, fig_trajectory
+    from ...tables import write_table
 
     table3_stem, table4_stem, fig_scaling, fig_traj = (Path(p).with_suffix("") for p in
                                                        (table3_stem, table4_stem, fig_scaling, fig_traj))
@@ -303,24 +304,25 @@ def report(cfg: dict, scale: str, tasks_json: str, summary_paths: list[str], sam
 
 def _tokenizer_for(cfg: dict, summaries: dict, traj_path: str):
     """The tokenizer of the RM model whose trajectories are shown (its model folder)."""
-    from .text import read_model_ref
+    from .model import read_model_ref
 
     model_dir = Path(traj_path).parents[1] / "models" / read_parquet(traj_path, ["model"])["model"].iloc[0]
     ref = read_model_ref(model_dir / "model.json")
     if ref["kind"] == "small":
-        from ..tasks.text.tokenizer import CharTokenizer
+        from ...tasks.text.tokenizer import CharTokenizer
 
         return CharTokenizer.load(ref["dir"])
-    from ..backbones.llada_tokenizer import LLaDATokenizer
+    from ...backbones.llada_tokenizer import LLaDATokenizer
 
     return LLaDATokenizer.from_pretrained(ref["dir"])
 
 
-def validation_table(scale: str, summary_paths: list[str], out_md: str) -> pd.DataFrame:
+def validation_table(scale: str, summaries: list[str], table: str) -> pd.DataFrame:
     """Accuracy (%) of every model on the VALIDATION split, one row per model and one column per
     task, plus the mean over seeds of each family: the numbers every choice of settings is made on
     (the test split feeds only Tables 3 and 4). Writes ``out_md`` and its .csv/.tex siblings."""
-    from ..tables import write_table
+    summary_paths, out_md = summaries, table
+    from ...tables import write_table
 
     summaries = load_summaries(summary_paths)
     bad = sorted(n for n, s in summaries.items() if s.get("split") != "val")
