@@ -303,7 +303,7 @@ def test_image_dag_in_dry_run(workdir, paper):
     params = {}
     for line in r.stdout.splitlines():
         if "image-train" in line:
-            model = line.split("--model ")[1].split()[0]
+            model = line.split("--which ")[1].split()[0]
             params[model] = json.loads(line.split("--params ")[1].split("' ")[0].strip("'"))
     assert set(params) == {"sft", "rm"}
     assert params["sft"]["sft"] == expected["sft"] and "rm" not in params["sft"]

@@ -49,7 +49,7 @@ def _score(summary: dict, task: str) -> float:
     return float("nan")
 
 
-def table3(summaries: dict, info: dict) -> pd.DataFrame:
+def table3_rows(summaries: dict, info: dict) -> pd.DataFrame:
     from ...tables import PAPER_TABLE3
 
     rows = {}
@@ -87,7 +87,7 @@ def subject_frame(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
     return s
 
 
-def table4(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
+def table4_rows(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
     """Rows: subjects + Aggregate; columns: SFT/RM ours (mean over seeds) and paper."""
     from ...tables import PAPER_TABLE4
 
@@ -280,10 +280,10 @@ def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: lis
     if info["kind"] == "mini":
         notes += (" Mini rows are procedurally generated analogues of the benchmarks (rm_core/tasks/text/mini.py): "
                   "their numbers measure the same mechanism, not the benchmarks themselves.")
-    t3 = table3(summaries, info)
+    t3 = table3_rows(summaries, info)
     write_table(t3, table3_stem, "Table 3: text reasoning, LLaDA vs vanilla SFT vs RM (accuracy, %).", scale, notes,
                 digits=1, index_name="Benchmark")
-    t4 = table4(samples, info)
+    t4 = table4_rows(samples, info)
     sub_note = ("Mini subjects are the mini math problem types (by their operators; "
                 "rm_core/tasks/text/mini.py: MATH_SUBJECTS); the paper's seven Minerva MATH subjects are listed in "
                 "their own rows with no number of ours. Aggregate = per-problem accuracy over all test problems."
