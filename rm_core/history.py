@@ -137,6 +137,14 @@ def geometric_table(cfg: HistoryConfig, d: int, max_lag: int, device=None) -> to
     return torch.cat([zero, torch.cumsum(powers, dim=0)], dim=0)
 
 
+def segment_lags(seg_starts: torch.Tensor, tt: torch.Tensor, max_steps: int):
+    """(lo, hi, valid): the lags l in [t - end_s, t - start_s] that segment s covers at turn t
+    (its end clipped to t; empty, valid False, when start_s > end_s)."""
+    ends = torch.cat([seg_starts[..., 1:] - 1, torch.full_like(seg_starts[..., :1], max_steps)], dim=-1)
+    ends = torch.minimum(ends, tt)
+    return (tt - ends).clamp(min=0), tt - seg_starts, seg_starts <= ends
+
+
 def closed_form(
     seg_embeds: torch.Tensor,
     seg_starts: torch.Tensor,
@@ -156,12 +164,7 @@ def closed_form(
     if not cfg.enabled:
         idx = (seg_starts <= tt).sum(-1, keepdim=True) - 1  # the segment active at t
         return torch.gather(seg_embeds, 2, idx[..., None].expand(B, N, 1, d)).squeeze(2)
-    ends = torch.cat([seg_starts[..., 1:] - 1, torch.full_like(seg_starts[..., :1], max_steps)], dim=-1)
-    ends = torch.minimum(ends, tt)
-    # lags covered by segment s: l in [t - end_s, t - start_s]; empty if start_s > end_s.
-    lo = (tt - ends).clamp(min=0)
-    hi = tt - seg_starts
-    valid = seg_starts <= ends
+    lo, hi, valid = segment_lags(seg_starts, tt, max_steps)
     # Geometric sums are tabulated in float64 (|1 - q| can be tiny), then applied in the
     # embedding's precision (float32 at least) as 2-D rotations-with-scale.
     work = torch.promote_types(seg_embeds.dtype, torch.float32)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .history import HistoryConfig, geometric_table, rms
+from .history import HistoryConfig, geometric_table, rms, segment_lags
 
 
 def closed_form_table(table_e: torch.Tensor, seg_tokens: torch.Tensor, seg_starts: torch.Tensor, t: torch.Tensor,
@@ -32,11 +32,7 @@ def closed_form_table(table_e: torch.Tensor, seg_tokens: torch.Tensor, seg_start
     if not cfg.enabled:
         idx = (seg_starts <= tt).sum(-1, keepdim=True) - 1
         return table_e[seg_tokens.gather(-1, idx).squeeze(-1)]
-    ends = torch.cat([seg_starts[..., 1:] - 1, torch.full_like(seg_starts[..., :1], max_steps)], dim=-1)
-    ends = torch.minimum(ends, tt)
-    lo = (tt - ends).clamp(min=0)
-    hi = tt - seg_starts
-    valid = seg_starts <= ends
+    lo, hi, valid = segment_lags(seg_starts, tt, max_steps)
     work = torch.promote_types(table_e.dtype, torch.float32)
     geo = geometric_table(cfg, d, max_steps, device=table_e.device)
     L = geo.shape[0]

@@ -81,22 +81,3 @@ def test_unknown_form_is_an_error():
     with pytest.raises(ValueError, match="form"):
         mdm_corrupt(t, t.bool(), M, torch.Generator(), form="maskgit")
 
-
-def test_llada_mask_rate_is_p_and_p_is_uniform():
-    """llada: each slot is masked w.p. p, p ~ U(1e-3, 1). Checked from what is observed: the masked
-    count of each row is Binomial(L, p) (4.5 sigma), and p is uniform (Kolmogorov-Smirnov distance
-    below the 0.1% critical value 1.95/sqrt(n)). Seeded."""
-    B, N, L = 400, 620, 600
-    editable = torch.zeros(B, N, dtype=torch.bool)
-    editable[:, 10:10 + L] = True
-    target = torch.zeros(B, N, dtype=torch.long)
-    _, masked, p = mdm_corrupt(target, editable, M, torch.Generator().manual_seed(1), form="llada")
-    assert not (masked & ~editable).any() and p.shape == (B,)
-    p = p.double()
-    assert (p >= 1e-3 - 1e-9).all() and (p <= 1 + 1e-9).all()
-    k = masked.sum(-1).double()
-    assert ((k - L * p).abs() <= 4.5 * (L * p * (1 - p)).sqrt() + 1).all()
-    u = ((p - 1e-3) / (1 - 1e-3)).sort().values
-    i = torch.arange(1, B + 1, dtype=torch.float64)
-    ks = torch.maximum(i / B - u, u - (i - 1) / B).max()
-    assert float(ks) < 1.95 / B ** 0.5
