@@ -400,3 +400,20 @@ def test_grader_killed_mid_run_leaves_nothing_running(tmp_path):
         if cg.is_dir():
             assert (cg / "cgroup.procs").read_text() == ""
             cg.rmdir()
+
+
+def test_an_interpreter_installed_under_tmp_still_runs_in_the_sandbox(tmp_path):
+    """A checkout (and its venv) under the host's /tmp, as a CI clone may be: the sandbox's private
+    /tmp must not hide the interpreter (it did: bwrap 'execvp .../bin/python: No such file')."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    assert str(venv).startswith("/tmp/")
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from rm_core.metrics.code_sandbox import run_tests; "
+            "ok = run_tests('def f(x):\\n    return x + 1\\n', ['assert f(1) == 2']); "
+            "bad = run_tests('def f(x):\\n    return x\\n', ['assert f(1) == 2']); print(ok.passed, bad.passed)")
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # the venv's interpreter, with this environment's packages on its path (numpy etc. are not needed)
+    r = subprocess.run([str(venv / "bin" / "python"), "-c", code, str(root)], capture_output=True, text=True,
+                       timeout=120, env=env)
+    assert r.stdout.split() == ["True", "False"], r.stdout + r.stderr[-2000:]

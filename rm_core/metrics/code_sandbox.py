@@ -318,9 +318,11 @@ def _bwrap_cmd(exe: str, disk_mb: int) -> list[str]:
     return [exe, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
             "--setenv", "PATH", "/usr/bin:/bin", "--setenv", "LANG", "C.UTF-8",
             "--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp",
+            # the private /tmp first: an interpreter installed under the host's /tmp (a checkout or
+            # venv there) is then bound on top of it, read-only, instead of being hidden by it
+            "--size", str(int(disk_mb) << 20), "--tmpfs", "/tmp",
             *_visible(), "--dev", "/dev", "--remount-ro", "/dev",
-            "--size", str(1 << 20), "--tmpfs", "/dev/shm", "--proc", "/proc",
-            "--size", str(int(disk_mb) << 20), "--tmpfs", "/tmp", "--chdir", "/tmp",
+            "--size", str(1 << 20), "--tmpfs", "/dev/shm", "--proc", "/proc", "--chdir", "/tmp",
             "--uid", str(_SANDBOX_ID), "--gid", str(_SANDBOX_ID), "--hostname", "sandbox",
             "--remount-ro", "/", "--"]
 
