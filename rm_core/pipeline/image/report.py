@@ -41,10 +41,10 @@ def report(cfg: dict, scale: str, metrics: list[str], outputs: list[str], edits:
     """Table 1 (ours beside the paper's) and the figure grid of edits and RM's turns."""
     metrics_paths, outputs_paths = metrics, outputs
     data_dir, tokens_dir, vq_dir = (Path(p).parent for p in (edits, tokens, vq))  # the rule's files
-    table_stem, fig_stem = table, figure  # .md and .png paths: every format is written beside them
     from ...tables import PAPER_TABLE1, side_by_side, write_table
 
-    table_stem, fig_stem = Path(table_stem).with_suffix(""), Path(fig_stem).with_suffix("")
+    # ``table`` / ``figure``: the .md and .png paths; every format is written beside them
+    table_stem, fig_stem = Path(table).with_suffix(""), Path(figure).with_suffix("")
     frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics_paths)}
     instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
     ours, extra = table1_rows(cfg, frames)

@@ -43,12 +43,11 @@ def report(cfg: dict, scale: str, metrics: list[str], scaling: list[str], trajec
     The three out paths are stems: any suffix is dropped and every format is written.
     """
     metrics_paths, scaling_paths, traj_path = metrics, scaling, trajectories
-    table_stem, fig_traj_stem, fig_scaling_stem = table, fig_trajectory, fig_scaling
     from ... import figures
     from ...tables import PAPER_TABLE2, VARIANT_NAMES, side_by_side, write_table
 
     table_stem, fig_traj_stem, fig_scaling_stem = (Path(p).with_suffix("") for p in
-                                                    (table_stem, fig_traj_stem, fig_scaling_stem))
+                                                    (table, fig_trajectory, fig_scaling))
 
     per_seed = []
     for p in metrics_paths:
