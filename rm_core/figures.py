@@ -1,7 +1,10 @@
-"""Figures (matplotlib, PNG + PDF): revision trajectories and test-time scaling curves."""
+"""Every figure of the pipeline (matplotlib, PNG + PDF): test-time scaling curves (accuracy vs RM
+turns, Eq. 1 applied T' times) and revision trajectories of Sudoku boards, text answers and image
+edits. The report stages compute what to draw; this module only draws it."""
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -73,4 +76,80 @@ def sudoku_trajectory(traj: np.ndarray, solution: np.ndarray, n: int, mask_id: i
         ax.set_yticks([])
         ax.set_title("input" if s == 0 else f"turn {s}", fontsize=8)
     fig.suptitle(title + "  (orange: wrong digit, blue: MASK, green: correct; outlined: changed this turn)", fontsize=8)
+    save(fig, stem)
+
+
+def turn_panels(panels: list[dict], T: int, stem: str | Path, title: str) -> None:
+    """Accuracy against RM turns, one panel per task. Each panel: ``title``, ``curves`` (a list of
+    (label, turns, accuracy)) and ``refs`` (horizontal lines: (label, value, colour, linestyle))."""
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for label, turns, acc in panel["curves"]:
+            ax.plot(turns, acc, marker="o", ms=3, label=label)
+        for label, value, colour, ls in panel["refs"]:
+            ax.axhline(value, color=colour, ls=ls, lw=1, label=label)
+        ax.axvline(T, color="tab:red", ls=":", lw=1, label=f"T = {T} (training; Table 3)")
+        ax.set_xlabel("RM turns at test time (0 = the first state)")
+        ax.set_ylabel("accuracy (%)")
+        ax.set_title(panel["title"], fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    save(fig, stem)
+
+
+def _literal(text: str) -> str:
+    """Literal text for matplotlib (no mathtext)."""
+    return text.replace("$", "\\$")
+
+
+TOKEN_COLOURS = {"mask": "#92c5de", "remask": "#d6604d", "reveal": "#fddbc7", "keep": "#ffffff"}
+
+
+def token_trajectory(lines: list[list[tuple[str, str]]], title: str, stem: str | Path, max_cells: int = 120) -> None:
+    """A text answer's revision: one row per state, one cell per token (at most ``max_cells``; token
+    text cut to 3 characters), coloured by its kind (mask, remask, reveal, keep)."""
+    lines = [cells[:max_cells] for cells in lines]
+    title = _literal(title if len(title) < 160 else title[:157] + "...")
+    n, w = len(lines), max(len(x) for x in lines)
+    fig, ax = plt.subplots(figsize=(0.16 * w + 1.2, 0.36 * n + 0.9))
+    for r, cells in enumerate(lines):
+        ax.text(-1.0, r, "start" if r == 0 else f"turn {r}", ha="right", va="center", fontsize=7)
+        for c, (ch, k) in enumerate(cells):
+            ax.add_patch(plt.Rectangle((c - 0.5, r - 0.45), 1, 0.9, color=TOKEN_COLOURS[k], lw=0))
+            ax.text(c, r, _literal(ch[:3]), ha="center", va="center", fontsize=7 if len(ch) < 2 else 4,
+                    family="monospace",
+                    color="white" if k == "remask" else "black")
+    ax.set_xlim(-5, w)
+    ax.set_ylim(n - 0.5, -0.5)
+    ax.axis("off")
+    ax.set_title(title + "\n(blue: MASK; red: re-masked at this turn; peach: revealed at this turn)", fontsize=8)
+    save(fig, stem)
+
+
+def paint_masks(images: np.ndarray, codes: np.ndarray, f: int, colour=(146, 197, 222)) -> np.ndarray:
+    """Paint the f x f patches whose code is -1 (MASK) in the MASK colour."""
+    out = images.copy()
+    for b in range(len(codes)):
+        for r, c in zip(*np.nonzero(codes[b] < 0)):
+            out[b, r * f:(r + 1) * f, c * f:(c + 1) * f] = colour
+    return out
+
+
+def image_grid(columns: list[tuple[str, np.ndarray]], row_labels: list[str], stem: str | Path, title: str) -> None:
+    """A grid of images: one row per example (labelled by its instruction), one column per
+    (name, images) pair, e.g. source, target, each model's edit and RM's turns."""
+    n_rows = len(row_labels)
+    fig, axes = plt.subplots(n_rows, len(columns), figsize=(1.25 * len(columns), 1.45 * n_rows), squeeze=False)
+    for r in range(n_rows):
+        for c, (name, imgs) in enumerate(columns):
+            ax = axes[r, c]
+            ax.imshow(imgs[r], interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if r == 0:
+                ax.set_title(name, fontsize=7)
+        axes[r, 0].set_ylabel("\n".join(textwrap.wrap(row_labels[r], 22)), fontsize=6, rotation=0, ha="right",
+                              va="center")
+    fig.suptitle(title, fontsize=8)
     save(fig, stem)

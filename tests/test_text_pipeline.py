@@ -17,6 +17,7 @@ import pandas as pd
 import torch
 
 from tiny_checkpoint import write_tiny_llada
+from rm_core.backbones.load import load_reference, read_model_ref
 from rm_core.config import load_config
 from rm_core.pipeline.text import data as text_data
 from rm_core.pipeline.text import evaluate as text_eval
@@ -102,11 +103,11 @@ def test_paper_path_on_tiny_llada(shared_data, tmp_path):
     assert set(pairs["task"]) == {"math", "mbpp", "arc"} and pairs["id"].is_unique
     assert info["table3"] == {"MATH500": "math500_rm", "MBPP": "mbpp_rm", "ARC-Challenge": "arc_challenge_rm"}
     # the base is the checkpoint where it lies; the fine-tuned models are sharded LLaDA folders
-    assert text_model.read_model_ref(refs["base"])["dir"] == str(ckpt.resolve())
+    assert read_model_ref(refs["base"])["dir"] == str(ckpt.resolve())
     for name in ("sft_s0", "rm_s0"):
         folder = Path(refs[name]).parent
         assert (folder / "model.safetensors.index.json").exists() and (folder / "tokenizer.json").exists()
-        model, tok = text_model.load_backbone(refs[name], cfg["backbone"])
+        model, tok = load_reference(refs[name], cfg["backbone"]["dtype"])
         assert model.mask_id == tok.mask_id
         log = pd.read_parquet(folder / "train_log.parquet")
         assert len(log) == 2 and log["loss"].notna().all()

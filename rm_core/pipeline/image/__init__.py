@@ -1,7 +1,8 @@
 """The image-editing track (paper Table 1): data -> VQ -> tokens -> base -> SFT / RM -> eval -> table.
 
 Stages: ``data`` (edits, VQ, tokens), ``train`` (base, SFT, RM), ``evaluate`` (sampling and
-metrics), ``report`` (Table 1, the validation table, the figure); ``model`` loads the models.
+metrics), ``report`` (Table 1, the validation table, the figure); ``model`` holds the models'
+settings (loaded by ``rm_core.backbones.load``; figures are drawn by ``rm_core.figures``).
 Each stage function reads its inputs, writes its outputs atomically and takes the track's config
 section (``config.yaml: image``) as a plain dict. Two scales share every stage; the
 ``data.kind`` / ``vq.kind`` / ``model.kind`` keys pick the implementation:

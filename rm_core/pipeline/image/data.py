@@ -47,21 +47,21 @@ def make_data(cfg: dict, seed: int, edits: str, pool: str | None = None) -> pd.D
     rm_core.tasks.image.imgedit.prepare_imgedit (PNGs under ``images/``), the validation edits
     carved out of the training side after the training quota. ``data.n_val`` validation edits,
     drawn last, so train and test do not depend on them; every setting is chosen on them."""
-    d, out, pool_path = cfg["data"], Path(edits).parent, pool  # images (paper) go beside ``edits``
+    d, out = cfg["data"], Path(edits).parent  # images (paper) go beside ``edits``
     if d["kind"] == "scenes":
         from ...tasks.image.scenes import SCHEMA_DOC, build_edit_dataset, draw_pool
         spec, sc = scene_spec_of(cfg), d["scenes"]
         kinds = tuple(sc["kinds"])
         df = build_edit_dataset(d["n_train"], d["n_test"], seed, spec, kinds, sc["edits_per_scene"])
-        pool = draw_pool(sc["n_base"], [seed, 2], spec, kinds, sc["edits_per_scene"],
-                         exclude_scenes=set(df["scene_before"]), split="pool")
+        pretrain = draw_pool(sc["n_base"], [seed, 2], spec, kinds, sc["edits_per_scene"],
+                             exclude_scenes=set(df["scene_before"]), split="pool")
         val = draw_pool(d["n_val"], [seed, 3], spec, kinds, sc["edits_per_scene"],
-                        exclude_scenes=set(df["scene_before"]) | set(pool["scene_before"]), split="val")
+                        exclude_scenes=set(df["scene_before"]) | set(pretrain["scene_before"]), split="val")
         df = pd.concat([df, val], ignore_index=True)
         write_parquet(df, edits, SCHEMA_DOC)
-        write_parquet(pool, pool_path or out / "base.parquet", SCHEMA_DOC)
+        write_parquet(pretrain, pool or out / "base.parquet", SCHEMA_DOC)
         log.info("scenes: %d train, %d validation, %d test, %d base-pool edits", (df.split == "train").sum(),
-                 len(val), (df.split == "test").sum(), len(pool))
+                 len(val), (df.split == "test").sum(), len(pretrain))
         return df
     if d["kind"] != "imgedit":
         raise ValueError(f"image.data.kind must be scenes or imgedit, got {d['kind']!r}")

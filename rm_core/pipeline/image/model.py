@@ -1,5 +1,5 @@
-"""The image track's models and settings: the mini small MDM or Lumina-DiMOO, loaded the same
-way by every stage (backbones/ holds the architectures)."""
+"""The image track's models and settings: the mini small MDM or Lumina-DiMOO (loaded by
+``rm_core.backbones.load``), the RM settings, and the attention mask of the instruction slot."""
 
 from __future__ import annotations
 
@@ -8,10 +8,9 @@ from pathlib import Path
 
 import torch
 
+from ...backbones.load import load_backbone
 from ...method import RMConfig
 from ...tasks.image.layout import LayoutSpec, key_padding_mask
-
-
 
 MODELS = ("base", "sft", "rm")
 
@@ -27,10 +26,6 @@ def default_device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def weights_dtype(cfg: dict):
-    return getattr(torch, cfg["model"].get("dtype", "float32"))
-
-
 def rm_settings(cfg: dict) -> RMConfig:
     return RMConfig.from_dict(cfg["rm"], "image.rm")
 
@@ -43,12 +38,9 @@ def build_small(cfg: dict, spec: LayoutSpec):
 
 
 def load_model(cfg: dict, model_dir: str):
-    """A trained model folder (or, for the paper base, the checkpoint) -> Denoiser."""
-    if is_mini(cfg):
-        from ...backbones.small_transformer import SmallTransformer
-        return SmallTransformer.from_pretrained(model_dir)
-    from ...backbones.dimoo import DiMOOBackbone
-    return DiMOOBackbone.from_pretrained(model_dir, dtype=weights_dtype(cfg))
+    """A trained model folder (or, for the paper base, the checkpoint) -> Denoiser, in
+    ``model.dtype``."""
+    return load_backbone("small" if is_mini(cfg) else "dimoo", model_dir, cfg["model"]["dtype"])
 
 
 def base_path(base_dir: str) -> str:

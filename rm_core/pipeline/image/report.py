@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ... import figures
 from ...io import read_parquet
 from ...tasks.image.vq import Codec
 from .data import load_layout, load_pixels
@@ -39,17 +40,16 @@ def table1_rows(cfg: dict, frames: dict) -> tuple[pd.DataFrame, dict]:
 def report(cfg: dict, scale: str, metrics: list[str], outputs: list[str], edits: str, tokens: str, vq: str,
            table: str, figure: str) -> pd.DataFrame:
     """Table 1 (ours beside the paper's) and the figure grid of edits and RM's turns."""
-    metrics_paths, outputs_paths = metrics, outputs
     data_dir, tokens_dir, vq_dir = (Path(p).parent for p in (edits, tokens, vq))  # the rule's files
     from ...tables import PAPER_TABLE1, side_by_side, write_table
 
     # ``table`` / ``figure``: the .md and .png paths; every format is written beside them
     table_stem, fig_stem = Path(table).with_suffix(""), Path(figure).with_suffix("")
-    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics_paths)}
+    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics)}
     instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
     ours, extra = table1_rows(cfg, frames)
-    table = side_by_side(ours, PAPER_TABLE1)
-    table.index = [MODEL_NAMES[m] for m in ours.index]
+    t1 = side_by_side(ours, PAPER_TABLE1)
+    t1.index = [MODEL_NAMES[m] for m in ours.index]
     n = len(next(iter(frames.values())))
     ev, tr = cfg["eval"], cfg["train"]
     instr_note = ("Instr. score (ours) = % of edits whose decoded image reads back as exactly the expected scene "
@@ -81,20 +81,19 @@ def report(cfg: dict, scale: str, metrics: list[str], outputs: list[str], edits:
                      f"training edits, a {sm['n_layers']}-layer d={sm['d_model']} MDM pre-trained "
                      f"{cfg['base']['train']['steps']} steps on a disjoint pool of {sc['n_base']} pairs (the base). "
                      "Paper: Lumina-DiMOO on 85,000 ImgEdit edits, 1,700 held out.")
-    write_table(table, table_stem, "Table 1: instruction-based image editing.", scale, "\n\n".join(lines), digits=3,
+    write_table(t1, table_stem, "Table 1: instruction-based image editing.", scale, "\n\n".join(lines), digits=3,
                 index_name="Method")
-    _figure(cfg, frames, outputs_paths, data_dir, tokens_dir, vq_dir, fig_stem, scale)
-    return table
+    _figure(cfg, frames, outputs, data_dir, tokens_dir, vq_dir, fig_stem, scale)
+    return t1
 
 
 def validation_table(cfg: dict, scale: str, metrics: list[str], table: str) -> pd.DataFrame:
     """Table 1's columns on the VALIDATION edits, plus the share of edits left unchanged and the
     instruction score per edit kind: the numbers every choice of image settings is made on (the
-    test edits feed only Table 1). Writes ``out_md`` and its .csv/.tex siblings."""
-    metrics_paths, out_md = metrics, table
+    test edits feed only Table 1). Writes ``table`` and its .csv/.tex siblings."""
     from ...tables import write_table
 
-    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics_paths)}
+    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics)}
     ours, _ = table1_rows(cfg, frames)
     instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
     for m in ours.index:
@@ -105,31 +104,16 @@ def validation_table(cfg: dict, scale: str, metrics: list[str], table: str) -> p
                 else float("nan")
     ours.index = [MODEL_NAMES[m] for m in ours.index]
     n = len(next(iter(frames.values())))
-    write_table(ours, Path(out_md).with_suffix(""), "Image editing on the validation split", scale,
+    write_table(ours, Path(table).with_suffix(""), "Image editing on the validation split", scale,
                 notes=f"{n} validation edits, split by source like the test edits and never used for Table 1; "
                       "settings are chosen on these numbers. There are no paper numbers for this split.",
                 digits=3, index_name="Method", paper=False)
     return ours
 
 
-def _paint_masks(images: np.ndarray, codes: np.ndarray, f: int, colour=(146, 197, 222)) -> np.ndarray:
-    """Paint the patches whose code is -1 (MASK) in the MASK colour."""
-    out = images.copy()
-    gh, gw = codes.shape[-2:]
-    for b in range(len(codes)):
-        for r, c in zip(*np.nonzero(codes[b] < 0)):
-            out[b, r * f:(r + 1) * f, c * f:(c + 1) * f] = colour
-    return out
-
-
-def _figure(cfg, frames, outputs_paths, data_dir, tokens_dir, vq_dir, stem, scale) -> None:
-    import textwrap
-
-    import matplotlib.pyplot as plt
-
-    from ... import figures
+def _figure(cfg, frames, outputs, data_dir, tokens_dir, vq_dir, stem, scale) -> None:
     spec, _ = load_layout(tokens_dir)
-    outs = {df["model"].iloc[0]: df.set_index("id") for df in map(read_parquet, outputs_paths)}
+    outs = {df["model"].iloc[0]: df.set_index("id") for df in map(read_parquet, outputs)}
     rm = frames.get("rm")
     # one example per kind, preferring edits RM got right after re-masking something
     pick = []
@@ -154,17 +138,6 @@ def _figure(cfg, frames, outputs_paths, data_dir, tokens_dir, vq_dir, stem, scal
         traj = np.stack([np.asarray(outs["rm"].loc[i, "trajectory"]) for i in pick]).reshape(len(pick), T + 1, gh, gw)
         for t in range(1, T + 1):
             c = traj[:, t]
-            cols.append((f"RM turn {t}", _paint_masks(codec.decode(np.where(c < 0, 0, c)), c, codec.downsample)))
-    instr = data.loc[pick, "instruction"].tolist()
-    fig, axes = plt.subplots(len(pick), len(cols), figsize=(1.25 * len(cols), 1.45 * len(pick)), squeeze=False)
-    for r in range(len(pick)):
-        for c, (name, imgs) in enumerate(cols):
-            ax = axes[r, c]
-            ax.imshow(imgs[r], interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if r == 0:
-                ax.set_title(name, fontsize=7)
-        axes[r, 0].set_ylabel("\n".join(textwrap.wrap(instr[r], 22)), fontsize=6, rotation=0, ha="right", va="center")
-    fig.suptitle(f"Image editing ({scale} scale): base / SFT / RM and RM's turns (blue patches: MASK)", fontsize=8)
-    figures.save(fig, stem)
+            cols.append((f"RM turn {t}", figures.paint_masks(codec.decode(np.where(c < 0, 0, c)), c, codec.downsample)))
+    figures.image_grid(cols, data.loc[pick, "instruction"].tolist(), stem,
+                       f"Image editing ({scale} scale): base / SFT / RM and RM's turns (blue patches: MASK)")

@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...backbones.small_transformer import SmallTransformer
+from ...backbones.load import load_backbone
 from ...io import read_parquet, write_parquet
 from ...method import RMConfig
 from ...metrics.sudoku import board_metrics, summarize
 from ...rule import rm_sample
-from ...tasks.sudoku import (frame_to_boards, to_tokens)
+from ...tasks.sudoku import frame_to_boards, to_tokens
 from .data import spec_of
 from .train import variant_history
 
@@ -47,14 +47,13 @@ exact_acc, valid_rate, replay_mistake, conflict_cells_per_board: float (Table 2 
 def evaluate(cfg: dict, variant: str, model: str, test: str, metrics: str, trajectories: str, scaling: str) -> dict:
     """Run Eq. 1 for ``rm.eval.scaling_turns`` turns from the given board; metrics after
     ``rm.eval.turns`` (Table 2) and after each turn (scaling)."""
-    model_dir, test_path = Path(model).parent, test  # <dir>/model.safetensors; the test boards
-    out_metrics, out_traj, out_scaling = metrics, trajectories, scaling
+    model_dir = Path(model).parent  # <dir>/model.safetensors
     spec = spec_of(cfg)
     history = variant_history(cfg, variant)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    model = SmallTransformer.from_pretrained(model_dir).to(device).eval()
-    solution, initial, ids = frame_to_boards(read_parquet(test_path, ["solution", "initial", "board_id"]),
-                                             source=str(test_path))
+    net = load_backbone("small", model_dir, device=device).eval()
+    solution, initial, ids = frame_to_boards(read_parquet(test, ["solution", "initial", "board_id"]),
+                                             source=str(test))
     sol_t, init_t = to_tokens(solution, spec), torch.as_tensor(to_tokens(initial, spec), device=device)
     rev = RMConfig.from_dict(cfg["rm"], "sudoku.rm").eval.check_track("sudoku.rm.eval", ("given",))
     T, turns = rev.turns, max(rev.scaling_turns, rev.turns)
@@ -62,24 +61,24 @@ def evaluate(cfg: dict, variant: str, model: str, test: str, metrics: str, traje
     trajs = []
     for start in range(0, len(init_t), cfg["eval_batch_size"]):
         sl = slice(start, start + cfg["eval_batch_size"])
-        res = rm_sample(model, init_t[sl], editable[sl], turns, history=history, return_trajectory=True)
+        res = rm_sample(net, init_t[sl], editable[sl], turns, history=history, return_trajectory=True)
         trajs.append(res.trajectory.numpy())
     traj = np.concatenate(trajs)
-    metrics = board_metrics(sol_t, to_tokens(initial, spec), traj[:, : T + 1], spec.mask_id, spec)
-    metrics.insert(0, "board_id", ids)
+    per_board = board_metrics(sol_t, to_tokens(initial, spec), traj[:, : T + 1], spec.mask_id, spec)
+    per_board.insert(0, "board_id", ids)
     run = Path(model_dir) / "run.json"
-    metrics["variant"], metrics["turns"] = variant, T
-    metrics["seed"] = int(json.loads(run.read_text())["seed"]) if run.exists() else -1
-    write_parquet(metrics, out_metrics, METRICS_SCHEMA)
-    scaling = []
+    per_board["variant"], per_board["turns"] = variant, T
+    per_board["seed"] = int(json.loads(run.read_text())["seed"]) if run.exists() else -1
+    write_parquet(per_board, metrics, METRICS_SCHEMA)
+    curve = []
     for k in range(1, turns + 1):
         s = summarize(board_metrics(sol_t, to_tokens(initial, spec), traj[:, : k + 1], spec.mask_id, spec))
-        scaling.append({"variant": variant, "turns": k, **{m: s[m] for m in
+        curve.append({"variant": variant, "turns": k, **{m: s[m] for m in
                         ("exact_acc", "valid_rate", "replay_mistake", "conflict_cells_per_board")}})
-    write_parquet(pd.DataFrame(scaling), out_scaling, SCALING_SCHEMA)
+    write_parquet(pd.DataFrame(curve), scaling, SCALING_SCHEMA)
     write_parquet(pd.DataFrame({"board_id": ids, "variant": variant,
                                 "trajectory": [t.reshape(-1).tolist() for t in traj],
-                                "solution": [s.tolist() for s in sol_t]}), out_traj, TRAJECTORY_SCHEMA)
-    summary = summarize(metrics)
+                                "solution": [s.tolist() for s in sol_t]}), trajectories, TRAJECTORY_SCHEMA)
+    summary = summarize(per_board)
     log.info("%s: %s", variant, summary)
     return summary

@@ -42,7 +42,6 @@ def report(cfg: dict, scale: str, metrics: list[str], scaling: list[str], trajec
 
     The three out paths are stems: any suffix is dropped and every format is written.
     """
-    metrics_paths, scaling_paths, traj_path = metrics, scaling, trajectories
     from ... import figures
     from ...tables import PAPER_TABLE2, VARIANT_NAMES, side_by_side, write_table
 
@@ -50,37 +49,37 @@ def report(cfg: dict, scale: str, metrics: list[str], scaling: list[str], trajec
                                                     (table, fig_trajectory, fig_scaling))
 
     per_seed = []
-    for p in metrics_paths:
+    for p in metrics:
         df = read_parquet(p)
         s = summarize(df)
         per_seed.append({"variant": df["variant"].iloc[0], "seed": int(df["seed"].iloc[0]) if "seed" in df else -1,
                          **{col: s[key] for col, key in TABLE2_COLUMNS.items()}})
     ours = seed_summary(pd.DataFrame(per_seed))
     paired = side_by_side(ours[list(TABLE2_COLUMNS)], PAPER_TABLE2)
-    table = pd.DataFrame(index=paired.index)
+    frame = pd.DataFrame(index=paired.index)
     for col in TABLE2_COLUMNS:
-        table[f"{col} (ours)"] = paired[f"{col} (ours)"]
-        table[f"{col} ± 95%"] = ours[f"{col} ± 95%"]
-        table[f"{col} (paper)"] = paired[f"{col} (paper)"]
-    table["Exact per seed"] = ours["Exact per seed"]
-    table.index = [VARIANT_NAMES.get(v, v) for v in table.index]
+        frame[f"{col} (ours)"] = paired[f"{col} (ours)"]
+        frame[f"{col} ± 95%"] = ours[f"{col} ± 95%"]
+        frame[f"{col} (paper)"] = paired[f"{col} (paper)"]
+    frame["Exact per seed"] = ours["Exact per seed"]
+    frame.index = [VARIANT_NAMES.get(v, v) for v in frame.index]
     spec = spec_of(cfg)
-    n_boards = len(read_parquet(metrics_paths[0]))
+    n_boards = len(read_parquet(metrics[0]))
     seeds = sorted({r["seed"] for r in per_seed})
     notes = (f"Ours: {spec.n}x{spec.n} boards ({spec.box_rows}x{spec.box_cols} boxes), {n_boards} test boards "
-             f"({cfg['n_test']} solutions x {cfg.get('test_corruptions', 1)} corruptions) with "
+             f"({cfg['n_test']} solutions x {cfg['test_corruptions']} corruptions) with "
              f"{cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} wrong digits, T = {cfg['rm']['eval']['turns']} turns, "
              f"{cfg['train']['steps']} training steps of batch {cfg['train']['batch_size']}; (ours) is the mean over "
              f"seeds {seeds}, ± the half-width of its 95 % t-interval. Paper: 9x9 boards with "
              "4-20 wrong digits, 500 test boards, a 0.81M-parameter 4-layer Transformer.")
-    write_table(table, table_stem, "Table 2: Sudoku revision, History Reference ablation.", scale, notes, digits=3,
+    write_table(frame, table_stem, "Table 2: Sudoku revision, History Reference ablation.", scale, notes, digits=3,
                 index_name="Variant")
 
-    scaling = pd.concat([read_parquet(p) for p in scaling_paths], ignore_index=True)
-    scaling = scaling.groupby(["variant", "turns"], sort=False, as_index=False).mean(numeric_only=True)  # over seeds
-    figures.scaling_curve(scaling, "exact_acc", fig_scaling_stem, f"Sudoku ({scale}): exact accuracy vs turns",
+    curve = pd.concat([read_parquet(p) for p in scaling], ignore_index=True)
+    curve = curve.groupby(["variant", "turns"], sort=False, as_index=False).mean(numeric_only=True)  # over seeds
+    figures.scaling_curve(curve, "exact_acc", fig_scaling_stem, f"Sudoku ({scale}): exact accuracy vs turns",
                           names=VARIANT_NAMES, mark_turn=int(cfg["rm"]["eval"]["turns"]), ylabel="Exact Acc (%)")
-    trajs = read_parquet(traj_path)
+    trajs = read_parquet(trajectories)
     # the most instructive board: one the model fixed with the most re-masks
     shown = [np.asarray(t).reshape(-1, spec.n_cells)[: int(cfg["rm"]["eval"]["turns"]) + 1] for t in trajs["trajectory"]]
     mask_counts = [int((t == spec.mask_id).sum()) for t in shown]
@@ -89,4 +88,4 @@ def report(cfg: dict, scale: str, metrics: list[str], scaling: list[str], trajec
     traj = shown[i]
     figures.sudoku_trajectory(traj, np.asarray(trajs["solution"].iloc[i]), spec.n, spec.mask_id, fig_traj_stem,
                               f"{trajs['variant'].iloc[i]}, test board {int(trajs['board_id'].iloc[i])}")
-    return table
+    return frame

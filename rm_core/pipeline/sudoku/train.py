@@ -72,18 +72,18 @@ def rm_sudoku_loss(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, s
 
 def train_variant(cfg: dict, variant: str, seed: int, train: str, model: str, stop_after: int | None = None) -> None:
     """Train one Table-2 variant from scratch (the variant only changes the History Reference)."""
-    train_path, out_dir = train, Path(model).parent  # the training boards; <out>/model.safetensors
+    out_dir = Path(model).parent  # <out>/model.safetensors
     spec = spec_of(cfg)
     history = variant_history(cfg, variant)
-    solution, _, _ = frame_to_boards(read_parquet(train_path, ["solution", "initial", "board_id"]),
-                                     source=str(train_path))
+    solution, _, _ = frame_to_boards(read_parquet(train, ["solution", "initial", "board_id"]),
+                                     source=str(train))
     solutions = torch.as_tensor(to_tokens(solution, spec))
     torch.manual_seed(seed)
     model = build_model(cfg, spec)
     log.info("variant %s: %s, %d parameters", variant, history, model.num_parameters())
     tcfg = TrainConfig.from_dict({**cfg["train"], "seed": seed})
     fp = {"variant": variant, "history": asdict(history), "rm": cfg["rm"], "model": cfg["model"],
-          "n_train": len(solutions), "box": list(cfg["box"]), "data": files_digest([train_path])}
+          "n_train": len(solutions), "box": list(cfg["box"]), "data": files_digest([train])}
     run_training(model, rm_sudoku_loss(cfg, history, solutions, spec), tcfg, out_dir, stop_after=stop_after,
                  fingerprint=fp)
     write_json({"variant": variant, "history": asdict(history), "T": cfg["rm"]["T"], "seed": seed},

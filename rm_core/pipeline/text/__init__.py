@@ -9,7 +9,8 @@ Stages (one function each; the rules in workflow/rules/text.smk call them throug
     evaluate.evaluate      -> eval/<model>.parquet (lm-eval, per sample) + scaling/trajectories
     report.report          -> Table 3, Table 4, figures; report.validation_table on the validation split
 
-``model`` holds the model references, backbone loading and the pair layout. Both scales run the
+``model`` holds the prompt format and the pair layout (backbones load through
+``rm_core.backbones.load``). Both scales run the
 same functions; the config section ``text`` differs in values only (``backbone.kind``
 small|llada, ``data.kind`` mini|benchmarks, sizes and budgets).
 """

@@ -25,7 +25,8 @@ from ...io import read_parquet, write_json, write_parquet
 from ...lm_eval_tasks.run import SAMPLES_SCHEMA_DOC
 from ...method import RMEval
 from ...metrics.code_sandbox import configure as configure_code_sandbox
-from .model import forbid_ids, load_backbone, prompt_formatter
+from ...backbones.load import load_reference
+from .model import forbid_ids, prompt_formatter
 
 log = logging.getLogger(__name__)
 
@@ -102,35 +103,32 @@ def evaluate(cfg: dict, model: str, name: str, sampler: str, tasks: str, samples
              limit: int | None = None, device: str | None = None) -> dict:
     """lm-eval on the track's tasks of ``split`` (test | val); per-sample Parquet + summary JSON
     (+ scaling for RM)."""
-    model_ref, tasks_json, out_samples, out_summary = model, tasks, samples, summary
-    out_scaling, out_traj = scaling, trajectories
     from ...lm_eval_tasks.build import build_task_dir
     from ...lm_eval_tasks.run import run_tasks
 
     configure_code_sandbox(cfg["eval"]["unsafe_code_exec"])
-    info = json.loads(Path(tasks_json).read_text())
+    info = json.loads(Path(tasks).read_text())
     limit = limit if limit is not None else cfg["eval"]["limit"]
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tok = load_backbone(model_ref, cfg["backbone"], device)
-    model.eval()
-    lm = make_lm(model, tok, cfg, sampler)
+    net, tok = load_reference(model, cfg["backbone"]["dtype"], device)
+    net.eval()
+    lm = make_lm(net, tok, cfg, sampler)
     with tempfile.TemporaryDirectory(prefix="rm_text_eval_") as tmp:
         _hf_env(tmp)
         task_dir = Path(tmp) / "tasks"
         names = build_task_dir(task_dir, split_paths(info, split), cache_dir=Path(tmp) / "hf_cache", split=split)
-        tasks = [t for t in eval_tasks(info) if t in names]
-        summary, frame = run_tasks(lm, task_dir, tasks, limit=limit)
+        results, frame = run_tasks(lm, task_dir, [t for t in eval_tasks(info) if t in names], limit=limit)
     frame.insert(0, "model", name)
     frame.insert(1, "sampler", sampler)
-    write_parquet(frame, out_samples, SAMPLES_SCHEMA)
-    write_json({"model": name, "sampler": sampler, "split": split, "limit": limit, "results": summary}, out_summary)
-    log.info("%s (%s): %s", name, sampler, {t: {k: round(v, 4) for k, v in s.items() if k != "n"} for t, s in summary.items()})
-    if out_scaling:
-        scaling, traj = scaling_run(cfg, model, tok, name, info, limit, split)
-        write_parquet(scaling, out_scaling, SCALING_SCHEMA)
-        if out_traj:
-            write_parquet(traj, out_traj, TRAJ_SCHEMA)
-    return summary
+    write_parquet(frame, samples, SAMPLES_SCHEMA)
+    write_json({"model": name, "sampler": sampler, "split": split, "limit": limit, "results": results}, summary)
+    log.info("%s (%s): %s", name, sampler, {t: {k: round(v, 4) for k, v in s.items() if k != "n"} for t, s in results.items()})
+    if scaling:
+        curve, traj = scaling_run(cfg, net, tok, name, info, limit, split)
+        write_parquet(curve, scaling, SCALING_SCHEMA)
+        if trajectories:
+            write_parquet(traj, trajectories, TRAJ_SCHEMA)
+    return results
 
 
 # ------------------------------------------------------------------------------ scaling

@@ -1,105 +1,11 @@
-"""The text track's model references and backbones, and the layout of training pairs.
-
-A *model reference* is a ``model.json`` file in a model folder: ``{"kind": "small"|"llada",
-"path": <weights dir>, "fingerprint": <str>}`` (a relative path is relative to the json's
-folder). The paper's base is the published checkpoint, referenced where it lies."""
+"""The text track's model inputs: the prompt format, the ids never revealed, and the layout of
+training pairs (identical to evaluation's). Backbones and model references are loaded by
+``rm_core.backbones.load``."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
-import torch
-
-from ...io import write_json
-
-
-
-def file_digest(path: str | Path, full_limit: int = 2**30) -> str:
-    """sha256 of a file's bytes, or of its name and size when larger than ``full_limit``."""
-    path = Path(path)
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    if size > full_limit:
-        h.update(f"{path.name}:{size}".encode())
-    else:
-        with open(path, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-def dir_digest(path: str | Path) -> str:
-    """Digest of a checkpoint folder: config, index, tokenizer and weight files."""
-    path = Path(path)
-    names = sorted(p.name for p in path.iterdir() if p.is_file() and p.suffix in (".json", ".safetensors"))
-    h = hashlib.sha256()
-    for name in names:
-        if name in ("model.json", "run.json", "trainer_state.json"):
-            continue
-        h.update(f"{name}={file_digest(path / name)};".encode())
-    return h.hexdigest()[:16]
-
-
-def write_model_ref(out: str | Path, kind: str, weights_dir: str | Path, extra: dict | None = None) -> dict:
-    """Write ``model.json``; ``weights_dir`` is stored relative to it when inside its folder."""
-    out = Path(out)
-    weights_dir = Path(weights_dir)
-    try:
-        rel = str(weights_dir.resolve().relative_to(out.parent.resolve()))
-    except ValueError:
-        rel = str(weights_dir.resolve())
-    ref = {"kind": kind, "path": rel, "fingerprint": dir_digest(weights_dir), **(extra or {})}
-    write_json(ref, out)
-    return ref
-
-
-def read_model_ref(ref_path: str | Path) -> dict:
-    ref_path = Path(ref_path)
-    ref = json.loads(ref_path.read_text())
-    p = Path(ref["path"])
-    ref["dir"] = str(p if p.is_absolute() else (ref_path.parent / p))
-    return ref
-
-
-def torch_dtype(name: str | None):
-    return {None: None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}[name]
-
-
-def load_backbone(ref_path: str | Path, backbone_cfg: dict, device: str | torch.device = "cpu"):
-    """(model, tokenizer) of a model reference. LLaDA: offline, in ``backbone.dtype``."""
-    ref = read_model_ref(ref_path)
-    d = ref["dir"]
-    if ref["kind"] == "small":
-        from ...backbones.small_transformer import SmallTransformer
-        from ...tasks.text.tokenizer import CharTokenizer
-
-        return SmallTransformer.from_pretrained(d).to(device), CharTokenizer.load(d)
-    if ref["kind"] == "llada":
-        from ...backbones.llada import LLaDABackbone
-        from ...backbones.llada_tokenizer import LLaDATokenizer
-
-        dtype = torch_dtype(backbone_cfg["dtype"])
-        return LLaDABackbone.from_pretrained(d, dtype=dtype, device=device), LLaDATokenizer.from_pretrained(d)
-    raise ValueError(f"{ref_path}: unknown backbone kind {ref['kind']!r}")
-
-
-def save_backbone(model, tok, out_dir: str | Path) -> None:
-    """Weights + config + tokenizer in ``out_dir`` (the trainer already wrote the weights)."""
-    out_dir = Path(out_dir)
-    if hasattr(tok, "save_pretrained"):
-        tok.save_pretrained(out_dir)
-    else:
-        tok.save(out_dir)
-
-
-def backbone_kind(model) -> str:
-    from ...backbones.small_transformer import SmallTransformer
-
-    return "small" if isinstance(model, SmallTransformer) else "llada"
 
 
 def prompt_formatter(tok, cfg: dict):

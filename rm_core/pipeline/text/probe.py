@@ -11,7 +11,8 @@ import numpy as np
 import torch
 
 from ...io import read_parquet
-from .model import PairEncoder, file_digest, forbid_ids, load_backbone, read_model_ref, response_fits
+from ...backbones.load import file_digest, load_reference, read_model_ref
+from .model import PairEncoder, forbid_ids, response_fits
 
 log = logging.getLogger(__name__)
 
@@ -53,28 +54,26 @@ def probe(cfg: dict, base: str, pairs: str, topk: str, device: str | None = None
     - "partial": the answer positions split at random into ``probe.passes`` groups, each masked in
       turn (one forward per group, the rest of x* visible): a position's top-k is the frozen
       model's prediction of it from most of its context, like the errors of a partly decoded draft.
-    Returns False (and does nothing) when ``out_path`` already holds a cache with the same
+    Returns False (and does nothing) when ``topk`` already holds a cache with the same
     fingerprint (checkpoint, data, settings).
     """
-    base_ref, pairs_path, out_path = base, pairs, topk
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from ...io import atomic_path
 
-    fp = json.loads(json.dumps(probe_fingerprint(cfg, base_ref, pairs_path)))
-    if Path(out_path).exists() and read_probe_fingerprint(out_path) == fp:
-        log.info("probe cache %s matches the checkpoint and data: reused", out_path)
+    fp = json.loads(json.dumps(probe_fingerprint(cfg, base, pairs)))
+    if Path(topk).exists() and read_probe_fingerprint(topk) == fp:
+        log.info("probe cache %s matches the checkpoint and data: reused", topk)
         return False
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    model, tok = load_backbone(base_ref, cfg["backbone"], device)
+    model, tok = load_reference(base, cfg["backbone"]["dtype"], device)
     model.eval()
-    pairs = read_parquet(pairs_path, ["id", "prompt", "response"])
-    keep = response_fits(tok, pairs["response"], int(cfg["layout"]["gen_length"]))
+    frame = read_parquet(pairs, ["id", "prompt", "response"])
+    keep = response_fits(tok, frame["response"], int(cfg["layout"]["gen_length"]))
     if not keep.all():
         log.warning("probe: %d of %d responses exceed gen_length and are left out", int((~keep).sum()), len(keep))
-    pairs = pairs[keep].reset_index(drop=True)
-    enc = PairEncoder(tok, cfg, pairs)
+    enc = PairEncoder(tok, cfg, frame[keep].reset_index(drop=True))
     k, mode, bs = int(cfg["probe"]["top_k"]), cfg["probe"]["input"], int(cfg["probe"]["batch_size"])
     if mode not in ("clean", "masked", "partial"):
         raise ValueError(f"text.probe.input must be clean|masked|partial, got {mode!r}")
@@ -112,9 +111,9 @@ def probe(cfg: dict, base: str, pairs: str, topk: str, device: str | None = None
                       "topk_probs": pa.array(probs_out, pa.list_(pa.float32()))})
     table = table.replace_schema_metadata({b"rm_core.schema": PROBE_SCHEMA.encode(),
                                            b"rm_core.probe_fingerprint": json.dumps(fp, sort_keys=True).encode()})
-    with atomic_path(out_path) as tmp:
+    with atomic_path(topk) as tmp:
         pq.write_table(table, tmp)
-    log.info("probe: %d examples x %d positions x top-%d (%s input) -> %s", len(enc), G, kk, mode, out_path)
+    log.info("probe: %d examples x %d positions x top-%d (%s input) -> %s", len(enc), G, kk, mode, topk)
     return True
 
 

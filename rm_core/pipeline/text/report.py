@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ... import figures
 from ...io import read_parquet, write_text
 
 MODEL_LABELS = {"base": "LLaDA", "sft": "Vanilla SFT", "rm": "RM"}
@@ -122,31 +123,24 @@ TASK_TITLES = {"mini_math": "mini math (MATH500 analogue)", "mini_code": "mini c
                "math500_rm": "MATH500", "mbpp_rm": "MBPP (70% test)"}
 
 
-def scaling_figure(scaling: pd.DataFrame, summaries: dict, T: int, stem, title: str) -> None:
-    import matplotlib.pyplot as plt
-
-    from ...figures import save
-
-    tasks = list(dict.fromkeys(scaling["task"]))
-    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks), 3.6), squeeze=False)
-    for ax, task in zip(axes[0], tasks):
-        part = scaling[scaling["task"] == task]
+def scaling_panels(curve: pd.DataFrame, results: dict) -> list[dict]:
+    """Per generation task: each RM seed's accuracy after every turn, and the mean accuracy of SFT
+    and of the base (low-confidence decoding) as reference lines."""
+    panels = []
+    for task in dict.fromkeys(curve["task"]):
+        part = curve[curve["task"] == task]
+        curves = []
         for name, p in part.groupby("model", sort=True):
             p = p.sort_values("turns")
-            ax.plot(p["turns"], p["accuracy"], marker="o", ms=3, label=f"RM seed {_seed(name)}")
+            curves.append((f"RM seed {_seed(name)}", p["turns"], p["accuracy"]))
+        refs = []
         for fam, ls in (("sft", "--"), ("base", ":")):
-            vals = [_score(summaries[n], task) for n in summaries if _family(n) == fam]
+            vals = [_score(results[n], task) for n in results if _family(n) == fam]
             if vals:
-                ax.axhline(float(np.mean(vals)), color="grey" if fam == "base" else "black", ls=ls, lw=1,
-                           label=f"{MODEL_LABELS[fam]} (low-confidence){' mean' if len(vals) > 1 else ''}")
-        ax.axvline(T, color="tab:red", ls=":", lw=1, label=f"T = {T} (training; Table 3)")
-        ax.set_xlabel("RM turns at test time (0 = the first state)")
-        ax.set_ylabel("accuracy (%)")
-        ax.set_title(TASK_TITLES.get(task, task), fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.suptitle(title, fontsize=10)
-    save(fig, stem)
+                refs.append((f"{MODEL_LABELS[fam]} (low-confidence){' mean' if len(vals) > 1 else ''}",
+                             float(np.mean(vals)), "grey" if fam == "base" else "black", ls))
+        panels.append({"title": TASK_TITLES.get(task, task), "curves": curves, "refs": refs})
+    return panels
 
 
 def _changes(states: np.ndarray, mask_id: int):
@@ -217,52 +211,20 @@ def render_trajectory(row, tok, T: int) -> tuple[list[list[tuple[str, str]]], st
     return lines, "\n".join(head + md) + "\n"
 
 
-def _tex_safe(text: str) -> str:
-    """Literal text for matplotlib (no mathtext)."""
-    return text.replace("$", "\\$")
-
-
-def trajectory_figure(lines, title: str, stem, max_cells: int = 120) -> None:
-    """One row per state, one cell per token (at most ``max_cells``; token text cut to 3 characters)."""
-    import matplotlib.pyplot as plt
-
-    from ...figures import save
-
-    lines = [cells[:max_cells] for cells in lines]
-    title = _tex_safe(title if len(title) < 160 else title[:157] + "...")
-    colours = {"mask": "#92c5de", "remask": "#d6604d", "reveal": "#fddbc7", "keep": "#ffffff"}
-    n, w = len(lines), max(len(x) for x in lines)
-    fig, ax = plt.subplots(figsize=(0.16 * w + 1.2, 0.36 * n + 0.9))
-    for r, cells in enumerate(lines):
-        ax.text(-1.0, r, "start" if r == 0 else f"turn {r}", ha="right", va="center", fontsize=7)
-        for c, (ch, k) in enumerate(cells):
-            ax.add_patch(plt.Rectangle((c - 0.5, r - 0.45), 1, 0.9, color=colours[k], lw=0))
-            ax.text(c, r, _tex_safe(ch[:3]), ha="center", va="center", fontsize=7 if len(ch) < 2 else 4,
-                    family="monospace",
-                    color="white" if k == "remask" else "black")
-    ax.set_xlim(-5, w)
-    ax.set_ylim(n - 0.5, -0.5)
-    ax.axis("off")
-    ax.set_title(title + "\n(blue: MASK; red: re-masked at this turn; peach: revealed at this turn)", fontsize=8)
-    save(fig, stem)
-
-
 def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: list[str], scaling: list[str],
            trajectories: str, table3: str, table4: str, fig_scaling: str, fig_trajectory: str):
-    tasks_json, summary_paths, sample_paths, scaling_paths, traj_path = tasks, summaries, samples, scaling, trajectories
-    table3_stem, table4_stem, fig_traj = table3, table4, fig_trajectory
     from ...tables import write_table
 
-    table3_stem, table4_stem, fig_scaling, fig_traj = (Path(p).with_suffix("") for p in
-                                                       (table3_stem, table4_stem, fig_scaling, fig_traj))
-    info = json.loads(Path(tasks_json).read_text())
-    summaries = load_summaries(summary_paths)
-    samples = pd.concat([read_parquet(p) for p in sample_paths], ignore_index=True)
+    table3_stem, table4_stem, scaling_stem, traj_stem = (Path(p).with_suffix("") for p in
+                                                         (table3, table4, fig_scaling, fig_trajectory))
+    info = json.loads(Path(tasks).read_text())
+    results = load_summaries(summaries)
+    per_doc = pd.concat([read_parquet(p) for p in samples], ignore_index=True)
     T = int(cfg["rm"]["T"])
     ft = cfg["finetune"]["train"]
     ev = cfg["eval"]
-    seeds = sorted({_seed(n) for n in summaries if _seed(n) is not None})
-    n_docs = {t: int(samples[(samples["task"] == t) & (samples["model"] == "base")].shape[0])
+    seeds = sorted({_seed(n) for n in results if _seed(n) is not None})
+    n_docs = {t: int(per_doc[(per_doc["task"] == t) & (per_doc["model"] == "base")].shape[0])
               for t in info["table3"].values()}
     bb = cfg["backbone"]
     who = ("a SmallTransformer MDM (char vocabulary) pre-trained here as a plain MDM" if bb["kind"] == "small"
@@ -280,10 +242,10 @@ def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: lis
     if info["kind"] == "mini":
         notes += (" Mini rows are procedurally generated analogues of the benchmarks (rm_core/tasks/text/mini.py): "
                   "their numbers measure the same mechanism, not the benchmarks themselves.")
-    t3 = table3_rows(summaries, info)
+    t3 = table3_rows(results, info)
     write_table(t3, table3_stem, "Table 3: text reasoning, LLaDA vs vanilla SFT vs RM (accuracy, %).", scale, notes,
                 digits=1, index_name="Benchmark")
-    t4 = table4_rows(samples, info)
+    t4 = table4_rows(per_doc, info)
     sub_note = ("Mini subjects are the mini math problem types (by their operators; "
                 "rm_core/tasks/text/mini.py: MATH_SUBJECTS); the paper's seven Minerva MATH subjects are listed in "
                 "their own rows with no number of ours. Aggregate = per-problem accuracy over all test problems."
@@ -291,50 +253,44 @@ def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: lis
                 "Minerva MATH 0-shot by subject over the 5000-problem MATH test set; Aggregate = per-problem accuracy.")
     write_table(t4, table4_stem, "Table 4: math accuracy by subject, vanilla SFT vs RM (%).", scale,
                 sub_note + " " + notes, digits=2, index_name="Subject")
-    scaling = pd.concat([read_parquet(p) for p in scaling_paths], ignore_index=True)
-    scaling_figure(scaling, summaries, T, fig_scaling, f"Text ({scale}): accuracy vs RM turns (test-time scaling)")
-    traj = read_parquet(traj_path)
-    tok = _tokenizer_for(cfg, summaries, traj_path)
+    curve = pd.concat([read_parquet(p) for p in scaling], ignore_index=True)
+    figures.turn_panels(scaling_panels(curve, results), T, scaling_stem,
+                        f"Text ({scale}): accuracy vs RM turns (test-time scaling)")
+    traj = read_parquet(trajectories)
+    tok = _tokenizer_for(cfg, results, trajectories)
     row = pick_example(traj, tok.mask_id, T)
     lines, md = render_trajectory(row, tok, T)
-    trajectory_figure(lines, f"{row['model']} on {row['task']}: {row['prompt']!r}", fig_traj)
-    write_text(f"# One RM revision trajectory ({scale})\n\n" + md, fig_traj.with_suffix(".md"))
+    figures.token_trajectory(lines, f"{row['model']} on {row['task']}: {row['prompt']!r}", traj_stem)
+    write_text(f"# One RM revision trajectory ({scale})\n\n" + md, traj_stem.with_suffix(".md"))
     return t3, t4
 
 
 def _tokenizer_for(cfg: dict, summaries: dict, traj_path: str):
     """The tokenizer of the RM model whose trajectories are shown (its model folder)."""
-    from .model import read_model_ref
+    from ...backbones.load import load_tokenizer, read_model_ref
 
     model_dir = Path(traj_path).parents[1] / "models" / read_parquet(traj_path, ["model"])["model"].iloc[0]
     ref = read_model_ref(model_dir / "model.json")
-    if ref["kind"] == "small":
-        from ...tasks.text.tokenizer import CharTokenizer
-
-        return CharTokenizer.load(ref["dir"])
-    from ...backbones.llada_tokenizer import LLaDATokenizer
-
-    return LLaDATokenizer.from_pretrained(ref["dir"])
+    return load_tokenizer(ref["kind"], ref["dir"])
 
 
 def validation_table(scale: str, summaries: list[str], table: str) -> pd.DataFrame:
     """Accuracy (%) of every model on the VALIDATION split, one row per model and one column per
     task, plus the mean over seeds of each family: the numbers every choice of settings is made on
-    (the test split feeds only Tables 3 and 4). Writes ``out_md`` and its .csv/.tex siblings."""
-    summary_paths, out_md = summaries, table
+    (the test split feeds only Tables 3 and 4). Writes ``table`` and its .csv/.tex siblings."""
     from ...tables import write_table
 
-    summaries = load_summaries(summary_paths)
-    bad = sorted(n for n, s in summaries.items() if s.get("split") != "val")
+    results = load_summaries(summaries)
+    bad = sorted(n for n, s in results.items() if s.get("split") != "val")
     if bad:
         raise ValueError(f"validation table: {bad} were not evaluated on the validation split")
-    tasks = sorted({t for s in summaries.values() for t in s["results"]})
-    per_model = pd.DataFrame({n: {t: _score(s, t) for t in tasks} for n, s in sorted(summaries.items())}).T
+    tasks = sorted({t for s in results.values() for t in s["results"]})
+    per_model = pd.DataFrame({n: {t: _score(s, t) for t in tasks} for n, s in sorted(results.items())}).T
     fams = {f: [n for n in per_model.index if _family(n) == f] for f in ("base", "sft", "rm")}
     means = pd.DataFrame({f"{MODEL_LABELS[f]}, mean of {len(ns)}": per_model.loc[ns].mean()
                           for f, ns in fams.items() if ns}).T
     df = pd.concat([per_model, means])
-    stem = Path(out_md).with_suffix("")
+    stem = Path(table).with_suffix("")
     write_table(df, stem, "Text track on the validation split (accuracy %)", scale,
                 notes="Validation problems are held out of the training side; settings are chosen on these "
                       "numbers, never on the test split. There are no paper numbers for this split.",

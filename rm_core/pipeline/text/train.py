@@ -23,8 +23,8 @@ from ...method import RMConfig
 from ...objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_model_input
 from ...train import TrainConfig, files_digest, train as run_training
 from ...trajectory import TopKProposal, UniformProposal, build_instances
-from .model import (PairEncoder, backbone_kind, forbid_ids, load_backbone, read_model_ref, response_fits,
-                    save_backbone, write_model_ref)
+from ...backbones.load import backbone_kind, load_reference, read_model_ref, save_tokenizer, write_model_ref
+from .model import PairEncoder, forbid_ids, response_fits
 from .probe import load_probe
 
 log = logging.getLogger(__name__)
@@ -105,9 +105,8 @@ def _new_small_model(cfg: dict, tok):
 def prepare_base(cfg: dict, seed: int, pairs: str, ref: str, stop_after: int | None = None) -> dict:
     """The starting checkpoint: mini pre-trains it here (plain MDM); paper references the local
     LLaDA-8B-Instruct folder ``backbone.path`` after loading its config and tokenizer offline."""
-    pairs_path, out_ref = pairs, ref
     bb = cfg["backbone"]
-    out_dir = Path(out_ref).parent
+    out_dir = Path(ref).parent
     if bb["kind"] == "llada":
         from ...backbones.llada import LLaDAConfig, checkpoint_files
         from ...backbones.llada_tokenizer import LLaDATokenizer
@@ -121,7 +120,7 @@ def prepare_base(cfg: dict, seed: int, pairs: str, ref: str, stop_after: int | N
         LLaDAConfig.from_file(path / "config.json")
         checkpoint_files(path)
         LLaDATokenizer.from_pretrained(path)
-        return write_model_ref(out_ref, "llada", path, {"source": "published checkpoint"})
+        return write_model_ref(ref, "llada", path, {"source": "published checkpoint"})
     if bb["kind"] != "small":
         raise ValueError(f"text.backbone.kind must be small|llada, got {bb['kind']!r}")
     from ...tasks.text.tokenizer import CharTokenizer
@@ -129,55 +128,53 @@ def prepare_base(cfg: dict, seed: int, pairs: str, ref: str, stop_after: int | N
     tok = CharTokenizer()
     torch.manual_seed(seed)
     model = _new_small_model(cfg, tok)
-    pairs = _fitting_pairs(tok, cfg, pairs_path)
-    enc = PairEncoder(tok, cfg, pairs)
+    enc = PairEncoder(tok, cfg, _fitting_pairs(tok, cfg, pairs))
     tcfg = TrainConfig.from_dict({**cfg["base"]["train"], "seed": seed})
     log.info("base: SmallTransformer %d parameters, plain MDM pre-training on %d pairs, %d steps x %d",
              model.num_parameters(), len(enc), tcfg.steps, tcfg.batch_size)
     fp = {"objective": "pretrain", "model": cfg["backbone"]["model"], "layout": cfg["layout"], "n": len(enc),
-          "pairs": files_digest([pairs_path])}
+          "pairs": files_digest([pairs])}
     df = run_training(model, mdm_objective(enc, tok.mask_id, tcfg.batch_size), tcfg, out_dir,
                       stop_after=stop_after, fingerprint=fp)
     if stop_after is not None and not (out_dir / "model.safetensors").exists():
         return {}
-    save_backbone(model, tok, out_dir)
+    save_tokenizer(tok, out_dir)
     write_json({"objective": "pretrain", "seed": seed, "steps": tcfg.steps, "final_loss": float(df["loss"].iloc[-1])},
                out_dir / "run.json")
-    return write_model_ref(out_ref, "small", out_dir, {"objective": "pretrain"})
+    return write_model_ref(ref, "small", out_dir, {"objective": "pretrain"})
 
 
 def train(cfg: dict, objective: str, seed: int, pairs: str, base: str, ref: str, probe: str | None = None,
           stop_after: int | None = None) -> dict:
     """Fine-tune the base with ``objective`` ("sft" or "rm"); write the model and its ``model.json``."""
-    pairs_path, base_ref, probe_path, out_ref = pairs, base, probe, ref
     if objective not in ("sft", "rm"):
         raise ValueError(f"objective must be sft|rm, got {objective!r}")
-    out_dir = Path(out_ref).parent
-    base = read_model_ref(base_ref)
-    model, tok = load_backbone(base_ref, cfg["backbone"], "cpu")
+    out_dir = Path(ref).parent
+    base_info = read_model_ref(base)
+    model, tok = load_reference(base, cfg["backbone"]["dtype"], "cpu")
     if cfg["backbone"].get("gradient_checkpointing") and hasattr(model, "gradient_checkpointing_enable"):
         model.gradient_checkpointing_enable()
-    pairs = _fitting_pairs(tok, cfg, pairs_path)
-    enc = PairEncoder(tok, cfg, pairs)
+    frame = _fitting_pairs(tok, cfg, pairs)
+    enc = PairEncoder(tok, cfg, frame)
     tcfg = TrainConfig.from_dict({**cfg["finetune"]["train"], "seed": seed})
     if objective == "sft":
         loss_fn = mdm_objective(enc, tok.mask_id, tcfg.batch_size)
         extra = {}
     else:
-        if probe_path is None:
+        if probe is None:
             raise ValueError("RM training needs the probe cache")
-        tid, tp = load_probe(probe_path, list(pairs["id"]))
+        tid, tp = load_probe(probe, list(frame["id"]))
         loss_fn = rm_objective(enc, tid, tp, tok, cfg, tcfg.batch_size)
         extra = {"rm": cfg["rm"], "probe": cfg["probe"]}
-    log.info("%s (seed %d) from %s: %d pairs, %d steps x %d", objective, seed, base["dir"], len(enc), tcfg.steps,
+    log.info("%s (seed %d) from %s: %d pairs, %d steps x %d", objective, seed, base_info["dir"], len(enc), tcfg.steps,
              tcfg.batch_size)
-    fp = {"objective": objective, "base": base["fingerprint"], "pairs": files_digest([pairs_path]), "layout": cfg["layout"],
+    fp = {"objective": objective, "base": base_info["fingerprint"], "pairs": files_digest([pairs]), "layout": cfg["layout"],
           **extra}
     df = run_training(model, loss_fn, tcfg, out_dir, stop_after=stop_after, fingerprint=fp)
     if not _is_main_process() or (stop_after is not None and not (out_dir / "train_log.parquet").exists()):
         return {}  # multi-GPU: only the main process writes; a stopped test run writes nothing
-    save_backbone(model, tok, out_dir)
+    save_tokenizer(tok, out_dir)
     write_json({"objective": objective, "seed": seed, "steps": tcfg.steps, "batch_size": tcfg.batch_size,
-                "base": base["fingerprint"], "final_loss": float(df["loss"].iloc[-1]) if len(df) else None},
+                "base": base_info["fingerprint"], "final_loss": float(df["loss"].iloc[-1]) if len(df) else None},
                out_dir / "run.json")
-    return write_model_ref(out_ref, backbone_kind(model), out_dir, {"objective": objective, "seed": seed})
+    return write_model_ref(ref, backbone_kind(model), out_dir, {"objective": objective, "seed": seed})
