@@ -140,6 +140,32 @@ def test_mini_report(mini, tmp_path):
     assert "**mini**" in md and "automatic checker" in md
 
 
+def test_report_over_seeds_gives_the_mean_and_a_bootstrap_interval(mini, tmp_path):
+    """Two RM seeds: Table 1's (ours) is the mean over seeds of each column, the 95% CI spans the
+    seeds' spread, the figure uses the first seed, and the validation table has a row per seed."""
+    cfg, d, _ = mini
+    f = files(d)
+    metrics, outputs = [f"{d['eval']}/base.parquet"], [f"{d['eval']}/base_outputs.parquet"]
+    rm = read_parquet(f"{d['eval']}/rm.parquet")
+    rm_out = read_parquet(f"{d['eval']}/rm_outputs.parquet")
+    for seed, shift in ((0, 0.0), (1, 30.0)):
+        m = rm.assign(seed=seed, coverage=rm["coverage"] + shift).sample(frac=1.0, random_state=seed)  # any row order
+        m.to_parquet(tmp_path / f"rm_s{seed}.parquet")
+        rm_out.assign(seed=seed).to_parquet(tmp_path / f"rm_s{seed}_outputs.parquet")
+        metrics.append(str(tmp_path / f"rm_s{seed}.parquet"))
+        outputs.append(str(tmp_path / f"rm_s{seed}_outputs.parquet"))
+    table = im_report.report(cfg, "mini", metrics, outputs, f["edits"], f["tokens"], f["vq"],
+                             str(tmp_path / "t1.md"), str(tmp_path / "fig.png"))
+    want = float(np.nanmean(rm["coverage"])) + 15.0  # the mean of the two seeds' means
+    assert table.loc["Base + RM", "Coverage (ours)"] == pytest.approx(want)
+    lo, hi = (float(x) for x in table.loc["Base + RM", "Coverage 95% CI"].strip("[]").split(","))
+    assert lo < want < hi and hi - lo > 10  # the seeds differ by 30 points
+    assert table.loc["Base + RM", "Seeds"] == "0, 1" and table.loc["Base, no tuning (Lumina)", "Seeds"] == "0"
+    val = im_report.validation_table(cfg, "mini", metrics, str(tmp_path / "val.md"))
+    assert {"Base + RM (seed 0)", "Base + RM (seed 1)", "Base + RM, mean of 2 seeds"} <= set(val.index)
+    assert val.loc["Base + RM, mean of 2 seeds", "Coverage"] == pytest.approx(want)
+
+
 def test_training_hides_the_pad_slot_when_mask_padding(mini):
     """model.mask_padding: training passes the same PAD mask as evaluation; a text-dropped row's
     mask is the unconditional prompt's slot (UNCOND visible, its PADs hidden); off: no mask."""
@@ -296,7 +322,12 @@ def test_image_dag_in_dry_run(workdir, paper):
     assert r.returncode == 0, (r.stdout + r.stderr)[-3000:]
     for rule in ("image_data", "image_vq", "image_tokens", "image_base", "image_train", "image_eval", "table1"):
         assert f"rule {rule}:" in r.stdout, rule
-    assert r.stdout.count("rule image_eval:") == 3 and r.stdout.count("rule image_train:") == 2
+    n_seeds = len(load_config(*([ROOT / "config" / "paper.yaml"] if paper else []))["image"]["seeds"])
+    assert n_seeds == (1 if paper else 3)
+    # the base, then SFT and RM once per seed
+    assert r.stdout.count("rule image_eval:") == 1 + 2 * n_seeds and r.stdout.count("rule image_train:") == 2 * n_seeds
+    seeds = {int(line.split("--seed ")[1].split()[0]) for line in r.stdout.splitlines() if "image-train" in line}
+    assert seeds == set(range(n_seeds))
     # SFT gets the `sft` settings, RM the `rm` settings, both the same `train` budget and model
     # (the values the configuration holds, as Snakemake merges --configfile over config.yaml)
     expected = load_config(*([ROOT / "config" / "paper.yaml"] if paper else []))["image"]

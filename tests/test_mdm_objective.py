@@ -78,6 +78,22 @@ def test_mdm_loss_matches_naive(form):
 
 def test_unknown_form_is_an_error():
     t = torch.zeros(1, 3, dtype=torch.long)
-    with pytest.raises(ValueError, match="form"):
+    msg = r"^MDM objective form must be one of \('llada', 'dimoo'\), got 'maskgit'$"
+    with pytest.raises(ValueError, match=msg):
         mdm_corrupt(t, t.bool(), M, torch.Generator(), form="maskgit")
+    with pytest.raises(ValueError, match=msg):
+        mdm_loss(torch.zeros(1, 3, M), t, t.bool(), torch.ones(1), t.bool(), form="maskgit")
+
+
+def test_dimoo_loss_with_one_masked_position_is_its_cross_entropy():
+    """The DiMOO mean divides by the number of masked positions, also when there is just one."""
+    g = torch.Generator().manual_seed(4)
+    logits = torch.randn(2, 5, M, generator=g)
+    target = torch.randint(0, M, (2, 5), generator=g)
+    masked = torch.zeros(2, 5, dtype=torch.bool)
+    masked[1, 3] = True
+    z = [math.exp(float(v)) for v in logits[1, 3]]
+    want = -math.log(z[int(target[1, 3])] / sum(z))
+    got = float(mdm_loss(logits, target, masked, torch.ones(2), torch.ones(2, 5, dtype=torch.bool), form="dimoo"))
+    assert abs(got - want) < 1e-5
 

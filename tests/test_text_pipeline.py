@@ -13,6 +13,7 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -292,3 +293,22 @@ def test_rm_training_resumes_to_the_same_weights(tmp_path):
     text_train.train(cfg, "rm", 0, pairs, base, str(cut), probe)
     a, b = load_tensors(whole.parent / "model.safetensors"), load_tensors(cut.parent / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_table3_interval_is_over_seeds_and_problems():
+    """The 95% CI of a family: bootstrap over its seeds and the problems, around the seed mean."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for name, p in (("base", 0.3), ("sft_s0", 0.5), ("sft_s1", 0.5), ("rm_s0", 0.2), ("rm_s1", 0.8)):
+        ok = rng.random(400) < p
+        rows += [{"model": name, "task": "mini_math", "doc_id": i, "correct": bool(c)} for i, c in enumerate(ok)]
+    samples = pd.DataFrame(rows).sample(frac=1.0, random_state=1)  # any row order
+    summaries = {n: {"results": {"mini_math": {"math_verify": float(g["correct"].mean())}}}
+                 for n, g in samples.groupby("model")}
+    info = {"kind": "mini", "table3": {"MATH500": "mini_math"}}
+    t3 = text_report.table3_rows(summaries, info, samples)
+    row = t3.iloc[0]
+    for fam, half_width in (("LLaDA", (3, 6)), ("Vanilla SFT", (2, 6)), ("RM", (20, 35))):
+        lo, hi = (float(x) for x in row[f"{fam} 95% CI"].strip("[]").split(","))
+        assert lo < row[f"{fam} (ours)"] < hi
+        assert half_width[0] < (hi - lo) / 2 < half_width[1], (fam, lo, hi)  # RM's seeds are 60 points apart

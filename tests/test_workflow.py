@@ -55,7 +55,8 @@ TINY = {
              "probe": {"top_k": 4},
              "eval": {"low_confidence": {"steps": 4, "block_length": None}},
              "rm": {"eval": {"turns": 2, "scaling_turns": 3, "init": "draft", "draft_steps": 2}}},
-    "image": {"data": {"n_train": 48, "n_test": 6, "scenes": {"n_base": 48}},  # tests/test_image_pipeline.py
+    "image": {"seeds": [0, 1],
+              "data": {"n_train": 48, "n_test": 6, "scenes": {"n_base": 48}},  # tests/test_image_pipeline.py
               "model": {"small": {"d_model": 32, "n_layers": 1, "n_heads": 2}},
               "base": {"noise_steps": 1, "train": {"steps": 3, "batch_size": 4, "log_every": 1}},
               "train": {"steps": 2, "batch_size": 4, "log_every": 1},
@@ -78,7 +79,9 @@ def test_mini_dag_end_to_end_and_param_edit_reruns_only_dependents(workdir):
             assert (workdir / f"results/figures/{fig}.{ext}").stat().st_size > 1000
     metrics = pd.read_parquet(workdir / "results/sudoku/eval/rm_hr_s0.parquet")
     assert len(metrics) == 24 and metrics["board_id"].is_unique
-    assert len(pd.read_csv(workdir / "results/tables/table1.csv")) == 3  # the image track
+    t1 = pd.read_csv(workdir / "results/tables/table1.csv")  # the image track: SFT and RM over two seeds
+    assert len(t1) == 3 and t1["Seeds"].tolist() == ["0", "0, 1", "0, 1"]
+    assert t1["Coverage 95% CI"].str.match(r"^\[-?[\d.]+, -?[\d.]+\]$").all()
     # the HTML report gathers every table and figure of the run, with its caption
     r = snakemake(["--report", "report.html", "--configfile", tiny], workdir)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -7,7 +7,10 @@
 IMAGE = config["image"]
 IM = f"{RESULTS}/image"
 IMAGE_MINI = IMAGE["model"]["kind"] == "small"
-IMAGE_MODELS = ["base", "sft", "rm"]
+IMAGE_SEEDS = [int(s) for s in IMAGE["seeds"]]
+# the base, then SFT and RM once per training seed (sft_s0, rm_s0, ...): Table 1 gives the mean
+# over seeds with a bootstrap interval over seeds and edits
+IMAGE_MODELS = ["base"] + [f"{m}_s{s}" for m in ("sft", "rm") for s in IMAGE_SEEDS]
 # The mini base is trained here (training resources); the paper base is the published checkpoint,
 # only checked (CPU resources). Paper-scale VQ encoding wants a GPU.
 IMAGE_BASE_GROUP = "train" if IMAGE_MINI else "cpu"
@@ -128,24 +131,24 @@ rule image_train:
         **IMAGE_TOKENS_OUT,
         base=rules.image_base.output.run,
     output:
-        run=f"{IM}/models/{{model}}/run.json",
+        run=f"{IM}/models/{{which}}_s{{seed}}/run.json",
     params:
         cfg=lambda w: params_json(IMAGE, "model", "text", "train", "cfg_dropout",
-                                  **({"sft": IMAGE["sft"]} if w.model == "sft" else {"rm": training_settings(IMAGE["rm"])})),
-        seed=config["seed"],
+                                  **({"sft": IMAGE["sft"]} if w.which == "sft" else {"rm": training_settings(IMAGE["rm"])})),
     wildcard_constraints:
-        model="sft|rm",
+        which="sft|rm",
+        seed=r"\d+",
     threads: rule_threads("train")
     resources:
         **slurm_resources("train"),
     retries: RETRIES
     log:
-        f"{LOGS}/image/train_{{model}}.log",
+        f"{LOGS}/image/train_{{which}}_s{{seed}}.log",
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        train_launcher("train") + "image-train --params {params.cfg:q} --threads {threads} --which {wildcards.model} "
-        "--seed {params.seed} --tokens {input.edits} --base {input.base} --run {output.run} 2> {log}"
+        train_launcher("train") + "image-train --params {params.cfg:q} --threads {threads} --which {wildcards.which} "
+        "--seed {wildcards.seed} --tokens {input.edits} --base {input.base} --run {output.run} 2> {log}"
 
 
 rule image_eval:
@@ -160,6 +163,7 @@ rule image_eval:
     params:
         cfg=params_json(IMAGE, "data", "model", "text", "rm", "eval"),
         split=lambda w: EVAL_SPLIT[w.evaldir],
+        which=lambda w: w.model.split("_s")[0],  # base | sft | rm
     wildcard_constraints:
         model="|".join(IMAGE_MODELS),
         evaldir="|".join(EVAL_SPLIT),
@@ -172,7 +176,7 @@ rule image_eval:
     conda:
         "../../envs/rm_core.yaml"
     shell:
-        "rm-core image-eval --params {params.cfg:q} --threads {threads} --which {wildcards.model} "
+        "rm-core image-eval --params {params.cfg:q} --threads {threads} --which {params.which} "
         "--run {input.run} --edits {input.edits} --tokens {input.tok_edits} --vq {input.vq} "
         "--metrics {output.metrics} --outputs {output.outputs} --split {params.split} 2> {log}"
 

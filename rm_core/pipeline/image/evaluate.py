@@ -3,6 +3,7 @@ Eq. 1 from the source image's tokens; the edits are decoded and scored (Table 1'
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from .model import MODELS, base_path, default_device, load_model, pad_attention_
 log = logging.getLogger(__name__)
 
 
-METRICS_SCHEMA = """id: str, test example; kind: str; instruction: str; model: str (base / sft / rm)
+METRICS_SCHEMA = """id: str, test example; kind: str; instruction: str; model: str (base / sft / rm); seed: int64, training seed
 precision, coverage (%), mae_rgb, mse, psnr (dB), ssim; n_changed, n_region, n_outside: int (edit_metrics)
 instr_ok: float, 1/0 from the mini instruction checker (NaN at paper scale)
 vqascore: float in [0, 1] (paper scale; NaN when not computed)
@@ -32,7 +33,7 @@ n_final_revealed: int64, RM: MASKs left after the last turn, revealed by the fin
 n_code_changes: int64, target codes that differ from the source codes"""
 
 
-OUTPUTS_SCHEMA = """id: str; model: str
+OUTPUTS_SCHEMA = """id: str; model: str; seed: int64, training seed
 codes: list<int64>, final target codes, row-major
 trajectory: list<int64>, RM only: (turns+1) states of the target grid, state s at [s*n:(s+1)*n], -1 = MASK"""
 
@@ -139,8 +140,11 @@ def evaluate(cfg: dict, which: str, run: str, edits: str, tokens: str, vq: str, 
     scores["turns"] = out["turns"].astype(np.int64)
     scores["n_final_revealed"] = out["n_final_revealed"].astype(np.int64)
     scores["n_code_changes"] = (out["codes"] != src_codes).sum(1).astype(np.int64)
+    seed = int(json.loads((model_dir / "run.json").read_text())["seed"])
+    scores.insert(4, "seed", seed)
     write_parquet(scores, metrics, METRICS_SCHEMA)
-    write_parquet(pd.DataFrame({"id": test["id"], "model": which, "codes": [c.tolist() for c in out["codes"]],
+    write_parquet(pd.DataFrame({"id": test["id"], "model": which, "seed": seed,
+                                "codes": [c.tolist() for c in out["codes"]],
                                 "trajectory": out["trajectory"] or [[] for _ in range(len(test))]}),
                   outputs, OUTPUTS_SCHEMA)
     summary = aggregate(scores, ev["psnr_cap"])

@@ -16,47 +16,84 @@ from .model import MODEL_NAMES, MODELS, is_mini
 
 
 
-def table1_rows(cfg: dict, frames: dict) -> tuple[pd.DataFrame, dict]:
-    """Table 1's columns per model (``frames``: model -> per-edit metrics) and the extra figures
-    of the notes (undefined precision, turns, final reveals, code changes)."""
+COLUMN_DIGITS = {"Prec.": 1, "Coverage": 1, "MAE-RGB": 3, "PSNR (dB)": 2, "SSIM": 3, "Instr. score": 1}
+
+
+def instruction_column(cfg: dict) -> str:
+    return "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
+
+
+def table1_columns(cfg: dict, df: pd.DataFrame) -> dict:
+    """Table 1's columns for one model's per-edit metrics."""
     from ...metrics.image_edit import aggregate
 
-    instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
-    rows, extra = {}, {}
-    for m in MODELS:
-        if m not in frames:
-            continue
-        df = frames[m]
-        a = aggregate(df, cfg["eval"]["psnr_cap"])
-        instr = float(np.nanmean(df[instr_col])) * 100 if df[instr_col].notna().any() else float("nan")
-        psnr = a["psnr_pooled"] if cfg["eval"]["psnr"] == "pooled" else a["psnr"]
-        rows[m] = {"Prec.": a["precision"], "Coverage": a["coverage"], "MAE-RGB": a["mae_rgb"], "PSNR (dB)": psnr,
-                   "SSIM": a["ssim"], "Instr. score": instr}
-        extra[m] = a | {"turns": float(df["turns"].mean()), "final_revealed": float(df["n_final_revealed"].mean()),
-                        "code_changes": float(df["n_code_changes"].mean())}
-    return pd.DataFrame.from_dict(rows, orient="index"), extra
+    a = aggregate(df, cfg["eval"]["psnr_cap"])
+    col = instruction_column(cfg)
+    instr = float(np.nanmean(df[col])) * 100 if df[col].notna().any() else float("nan")
+    psnr = a["psnr_pooled"] if cfg["eval"]["psnr"] == "pooled" else a["psnr"]
+    return {"Prec.": a["precision"], "Coverage": a["coverage"], "MAE-RGB": a["mae_rgb"], "PSNR (dB)": psnr,
+            "SSIM": a["ssim"], "Instr. score": instr}
+
+
+def by_family(frames: list[pd.DataFrame]) -> dict:
+    """{family: [per-seed metrics, by seed]} in Table 1's row order, each seed's rows by edit id."""
+    out: dict = {}
+    for df in frames:
+        out.setdefault(df["model"].iloc[0], []).append(df.sort_values("id").reset_index(drop=True))
+    return {m: sorted(out[m], key=lambda f: int(f["seed"].iloc[0])) for m in MODELS if m in out}
+
+
+def table1_rows(cfg: dict, families: dict, reps: int = 1000) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    """(mean over seeds, 95 % interval strings, extras of the notes) per model family. The interval
+    is the bootstrap over seeds and edits (``rm_core.stats``)."""
+    from ...metrics.image_edit import aggregate
+    from ...stats import bootstrap_interval, seed_mean
+
+    def stat(df):
+        return table1_columns(cfg, df)
+
+    means, intervals, extra = {}, {}, {}
+    for m, fs in families.items():
+        means[m] = seed_mean(fs, stat)
+        iv = bootstrap_interval(fs, stat, reps=reps)
+        intervals[m] = {c: f"[{lo:.{COLUMN_DIGITS[c]}f}, {hi:.{COLUMN_DIGITS[c]}f}]" for c, (lo, hi) in iv.items()}
+        pooled = pd.concat(fs, ignore_index=True)
+        extra[m] = aggregate(pooled, cfg["eval"]["psnr_cap"]) | {
+            "turns": float(pooled["turns"].mean()), "final_revealed": float(pooled["n_final_revealed"].mean()),
+            "code_changes": float(pooled["n_code_changes"].mean()), "unchanged": 100.0 * float((pooled["n_code_changes"] == 0).mean()),
+            "seeds": [int(f["seed"].iloc[0]) for f in fs],
+            "n_precision_undefined": float(np.mean([int(f["precision"].isna().sum()) for f in fs]))}
+    return (pd.DataFrame.from_dict(means, orient="index"), pd.DataFrame.from_dict(intervals, orient="index"), extra)
 
 
 def report(cfg: dict, scale: str, metrics: list[str], outputs: list[str], edits: str, tokens: str, vq: str,
            table: str, figure: str) -> pd.DataFrame:
-    """Table 1 (ours beside the paper's) and the figure grid of edits and RM's turns."""
+    """Table 1 (ours, mean over seeds with a 95 % interval, beside the paper's) and the figure grid
+    of edits and RM's turns (the first seed's models)."""
     data_dir, tokens_dir, vq_dir = (Path(p).parent for p in (edits, tokens, vq))  # the rule's files
-    from ...tables import PAPER_TABLE1, side_by_side, write_table
+    from ...tables import PAPER_TABLE1, write_table
 
     # ``table`` / ``figure``: the .md and .png paths; every format is written beside them
     table_stem, fig_stem = Path(table).with_suffix(""), Path(figure).with_suffix("")
-    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics)}
-    instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
-    ours, extra = table1_rows(cfg, frames)
-    t1 = side_by_side(ours, PAPER_TABLE1)
+    families = by_family([read_parquet(p) for p in metrics])
+    instr_col = instruction_column(cfg)
+    ours, intervals, extra = table1_rows(cfg, families)
+    t1 = pd.DataFrame(index=ours.index)
+    for col in ours.columns:
+        t1[f"{col} (ours)"] = ours[col]
+        t1[f"{col} 95% CI"] = intervals[col]
+        t1[f"{col} (paper)"] = PAPER_TABLE1[col].reindex(ours.index)
+    t1["Seeds"] = [", ".join(map(str, extra[m]["seeds"])) for m in ours.index]
     t1.index = [MODEL_NAMES[m] for m in ours.index]
-    n = len(next(iter(frames.values())))
+    n = len(next(iter(families.values()))[0])
     ev, tr = cfg["eval"], cfg["train"]
     instr_note = ("Instr. score (ours) = % of edits whose decoded image reads back as exactly the expected scene "
                   "(automatic checker)" if instr_col == "instr_ok" else
                   "Instr. score (ours) = mean VQAScore x 100 of the edited image against the instruction")
     lines = [
-        f"Ours: {n} held-out edits; {instr_note}; paper column = VQAScore x 100.",
+        f"Ours: {n} held-out edits; {instr_note}; paper column = VQAScore x 100. (ours) = the mean over the "
+        "training seeds of each column; 95% CI = percentile interval of a bootstrap over seeds and edits "
+        "(1,000 replicates, rm_core/stats.py). The base is not fine-tuned here: one model, the interval is over edits.",
         f"Base/SFT: MaskGIT cosine sampler, {ev['maskgit_steps']} steps, from a fully masked target; RM: Eq. 1 for "
         f"{cfg['rm']['eval']['turns']} turns from the source tokens (HR {cfg['rm']['history']}); CFG text {ev['text_scale']}, "
         f"image {ev['image_scale']}. SFT and RM: {tr['steps']} steps x batch {tr['batch_size']} each from the base. "
@@ -66,8 +103,10 @@ def report(cfg: dict, scale: str, metrics: list[str], outputs: list[str], edits:
          ", ".join(f"{MODEL_NAMES[m]} {extra[m]['psnr']:.2f}" for m in extra) + ")."
          if ev["psnr"] == "pooled" else
          f"PSNR (ours) = mean over examples of the per-image PSNR (capped at {ev['psnr_cap']} dB when identical)."),
-        f"Changed pixel: max_c |edit - input| > {ev['threshold']}; Precision undefined (nothing changed): "
-        + ", ".join(f"{MODEL_NAMES[m]} {extra[m]['n_precision_undefined']}" for m in extra) + ".",
+        f"Changed pixel: max_c |edit - input| > {ev['threshold']}; Precision undefined (nothing changed), edits per "
+        "seed: " + ", ".join(f"{MODEL_NAMES[m]} {extra[m]['n_precision_undefined']:g}" for m in extra) + ".",
+        "Edits left unchanged (no code differs from the source): "
+        + ", ".join(f"{MODEL_NAMES[m]} {extra[m]['unchanged']:.1f}%" for m in extra) + ".",
         "Mean RM turns until the target stopped changing: "
         + (f"{extra['rm']['turns']:.2f}; mean MASKs revealed by the final reveal step: "
            f"{extra['rm']['final_revealed']:.2f}." if "rm" in extra else "n/a."),
@@ -83,27 +122,38 @@ def report(cfg: dict, scale: str, metrics: list[str], outputs: list[str], edits:
                      "Paper: Lumina-DiMOO on 85,000 ImgEdit edits, 1,700 held out.")
     write_table(t1, table_stem, "Table 1: instruction-based image editing.", scale, "\n\n".join(lines), digits=3,
                 index_name="Method")
-    _figure(cfg, frames, outputs, data_dir, tokens_dir, vq_dir, fig_stem, scale)
+    first = {m: fs[0] for m, fs in families.items()}
+    seed_of = {m: int(f["seed"].iloc[0]) for m, f in first.items()}
+    outs = [df for df in map(read_parquet, outputs) if df["model"].iloc[0] in first
+            and int(df["seed"].iloc[0]) == seed_of[df["model"].iloc[0]]]
+    _figure(cfg, first, outs, data_dir, tokens_dir, vq_dir, fig_stem, scale)
     return t1
 
 
 def validation_table(cfg: dict, scale: str, metrics: list[str], table: str) -> pd.DataFrame:
-    """Table 1's columns on the VALIDATION edits, plus the share of edits left unchanged and the
-    instruction score per edit kind: the numbers every choice of image settings is made on (the
-    test edits feed only Table 1). Writes ``table`` and its .csv/.tex siblings."""
+    """Table 1's columns on the VALIDATION edits for every model and seed, and the mean over seeds
+    of each family, plus the share of edits left unchanged and the instruction score per edit
+    kind: the numbers every choice of image settings is made on (the test edits feed only
+    Table 1). Writes ``table`` and its .csv/.tex siblings."""
     from ...tables import write_table
 
-    frames = {df["model"].iloc[0]: df for df in map(read_parquet, metrics)}
-    ours, _ = table1_rows(cfg, frames)
-    instr_col = "instr_ok" if cfg["eval"]["instruction_score"] == "checker" else "vqascore"
-    for m in ours.index:
-        df = frames[m]
-        ours.loc[m, "Unchanged %"] = 100.0 * float((df["n_code_changes"] == 0).mean())
+    families = by_family([read_parquet(p) for p in metrics])
+    col = instruction_column(cfg)
+
+    def row(df: pd.DataFrame) -> dict:
+        out = table1_columns(cfg, df) | {"Unchanged %": 100.0 * float((df["n_code_changes"] == 0).mean())}
         for kind, g in df.groupby("kind", sort=True):
-            ours.loc[m, f"Instr. {kind}"] = 100.0 * float(np.nanmean(g[instr_col])) if g[instr_col].notna().any() \
-                else float("nan")
-    ours.index = [MODEL_NAMES[m] for m in ours.index]
-    n = len(next(iter(frames.values())))
+            out[f"Instr. {kind}"] = 100.0 * float(np.nanmean(g[col])) if g[col].notna().any() else float("nan")
+        return out
+
+    rows = {}
+    for m, fs in families.items():
+        for f in fs:
+            rows[f"{MODEL_NAMES[m]} (seed {int(f['seed'].iloc[0])})"] = row(f)
+        if len(fs) > 1:
+            rows[f"{MODEL_NAMES[m]}, mean of {len(fs)} seeds"] = pd.DataFrame([row(f) for f in fs]).mean().to_dict()
+    ours = pd.DataFrame.from_dict(rows, orient="index")
+    n = len(next(iter(families.values()))[0])
     write_table(ours, Path(table).with_suffix(""), "Image editing on the validation split", scale,
                 notes=f"{n} validation edits, split by source like the test edits and never used for Table 1; "
                       "settings are chosen on these numbers. There are no paper numbers for this split.",
@@ -111,9 +161,11 @@ def validation_table(cfg: dict, scale: str, metrics: list[str], table: str) -> p
     return ours
 
 
-def _figure(cfg, frames, outputs, data_dir, tokens_dir, vq_dir, stem, scale) -> None:
+def _figure(cfg, frames: dict, outputs: list, data_dir, tokens_dir, vq_dir, stem, scale) -> None:
+    """The figure grid: one edit per kind (RM's best first), source, target, each model's edit and
+    RM's turns. ``frames``: family -> metrics; ``outputs``: the output frames of the same models."""
     spec, _ = load_layout(tokens_dir)
-    outs = {df["model"].iloc[0]: df.set_index("id") for df in map(read_parquet, outputs)}
+    outs = {df["model"].iloc[0]: df.set_index("id") for df in outputs}
     rm = frames.get("rm")
     # one example per kind, preferring edits RM got right after re-masking something
     pick = []

@@ -177,7 +177,7 @@ def train_base(cfg: dict, seed: int, tokens: str, run: str, stop_after: int | No
     if not is_mini(cfg):
         ckpt = Path(cfg["model"]["checkpoint"])
         require_checkpoint(ckpt)
-        write_json({"model": "base", "path": str(ckpt.resolve()), "trained": False}, out / "run.json")
+        write_json({"model": "base", "seed": seed, "path": str(ckpt.resolve()), "trained": False}, out / "run.json")
         return
     spec, _ = load_layout(tokens_dir)
     pool = read_parquet(Path(tokens_dir) / "base.parquet")
@@ -191,7 +191,7 @@ def train_base(cfg: dict, seed: int, tokens: str, run: str, stop_after: int | No
           "cfg_dropout": cfg["cfg_dropout"], "n": len(pool), "data": files_digest([Path(tokens_dir) / "base.parquet"])}
     df = train(model, sft_loss_fn(cfg, spec, data, mode="base"), tcfg, out, stop_after=stop_after, fingerprint=fp)
     if stop_after is None:
-        write_json({"model": "base", "path": str(out.resolve()), "trained": True, "steps": tcfg.steps,
+        write_json({"model": "base", "seed": seed, "path": str(out.resolve()), "trained": True, "steps": tcfg.steps,
                     "batch_size": tcfg.batch_size, "wall_s": float(df["elapsed_s"].iloc[-1]) if len(df) else 0.0},
                    out / "run.json")
 
@@ -217,6 +217,7 @@ def train_model(cfg: dict, which: str, seed: int, tokens: str, base: str, run: s
     log.info("%s: %d training edits, %d steps x batch %d", which, len(tr), tcfg.steps, tcfg.batch_size)
     df = train(model, loss_fn, tcfg, out_dir, stop_after=stop_after, fingerprint=fp)
     if stop_after is None:
-        write_json({"model": which, "path": str(Path(out_dir).resolve()), "trained": True, "steps": tcfg.steps,
+        write_json({"model": which, "seed": seed, "path": str(Path(out_dir).resolve()), "trained": True,
+                    "steps": tcfg.steps,
                     "batch_size": tcfg.batch_size, "examples_seen": tcfg.steps * tcfg.batch_size,
                     "wall_s": float(df["elapsed_s"].iloc[-1]) if len(df) else 0.0}, Path(out_dir) / "run.json")

@@ -2,7 +2,8 @@
 
 Table 3: one row per benchmark (MATH500, MBPP, ARC-Challenge; at the mini scale their analogues
 mini_math, mini_code, mini_mc), columns base (LLaDA) / vanilla SFT / RM, ours beside the paper's;
-SFT and RM are the mean over seeds, with the std and the per-seed values in extra columns.
+SFT and RM are the mean over seeds, with a 95 % bootstrap interval over seeds and problems
+(``rm_core.stats``) and the per-seed values in extra columns.
 Table 4: accuracy by subject, vanilla SFT vs RM, from the per-sample results: the paper scale has
 the seven Minerva MATH subjects (+ the per-problem aggregate); the mini scale has the mini math
 problem types (``tasks.text.mini.MATH_SUBJECTS``) and prints the paper's subjects in their own
@@ -50,7 +51,21 @@ def _score(summary: dict, task: str) -> float:
     return float("nan")
 
 
-def table3_rows(summaries: dict, info: dict) -> pd.DataFrame:
+def accuracy_interval(samples: pd.DataFrame, names: list[str], reps: int = 1000) -> str:
+    """95 % bootstrap interval over seeds and problems (``rm_core.stats``) of the accuracy (%) of
+    the models ``names`` (one per seed) on the problems of ``samples``; "" without samples."""
+    from ...stats import bootstrap_interval
+
+    frames = [samples[samples["model"] == n].sort_values(["task", "doc_id"]).reset_index(drop=True) for n in names]
+    if not frames or not all(len(f) for f in frames):
+        return ""
+    lo, hi = bootstrap_interval(frames, lambda f: {"acc": 100.0 * float(f["correct"].mean())}, reps=reps)["acc"]
+    return f"[{lo:.1f}, {hi:.1f}]"
+
+
+def table3_rows(summaries: dict, info: dict, samples: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per benchmark: each family's accuracy (mean over seeds), its 95 % interval over seeds and
+    problems (from the per-sample ``samples``), the per-seed values and the paper's number."""
     from ...tables import PAPER_TABLE3
 
     rows = {}
@@ -63,13 +78,14 @@ def table3_rows(summaries: dict, info: dict) -> pd.DataFrame:
             vals = [_score(summaries[n], task) for n in names]
             r[f"{MODEL_LABELS[fam]} (ours)"] = float(np.mean(vals)) if vals else float("nan")
             r[f"{MODEL_LABELS[fam]} (paper)"] = float(PAPER_TABLE3.loc[row, fam])
+            r[f"{MODEL_LABELS[fam]} 95% CI"] = (accuracy_interval(samples[samples["task"] == task], names)
+                                                if samples is not None else "")
             if fam != "base":
-                r[f"{MODEL_LABELS[fam]} ± std"] = float(np.std(vals, ddof=1)) if len(vals) > 1 else float("nan")
                 r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(
                     f"s{_seed(n)}: {v:.1f}" for n, v in zip(names, vals))
         rows[label] = r
-    cols = ["LLaDA (ours)", "LLaDA (paper)", "Vanilla SFT (ours)", "Vanilla SFT (paper)", "RM (ours)", "RM (paper)",
-            "Vanilla SFT ± std", "RM ± std", "Vanilla SFT per seed", "RM per seed"]
+    cols = ["LLaDA (ours)", "LLaDA 95% CI", "LLaDA (paper)", "Vanilla SFT (ours)", "Vanilla SFT 95% CI",
+            "Vanilla SFT (paper)", "RM (ours)", "RM 95% CI", "RM (paper)", "Vanilla SFT per seed", "RM per seed"]
     return pd.DataFrame.from_dict(rows, orient="index")[cols]
 
 
@@ -103,6 +119,7 @@ def table4_rows(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
         for fam in ("sft", "rm"):
             per_seed = part[part["family"] == fam].groupby("model")["correct"].mean() * 100
             r[f"{MODEL_LABELS[fam]} (ours)"] = float(per_seed.mean()) if len(per_seed) else float("nan")
+            r[f"{MODEL_LABELS[fam]} 95% CI"] = accuracy_interval(part, list(per_seed.index))
             r[f"{MODEL_LABELS[fam]} (paper)"] = (float(PAPER_TABLE4.loc[fam, subject]) if subject in PAPER_TABLE4.columns
                                                  else float("nan"))
             r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(f"s{_seed(m)}: {v:.1f}" for m, v in per_seed.items())
@@ -112,8 +129,8 @@ def table4_rows(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
         if subject not in out:
             out[f"{subject} (paper only)"] = {f"{MODEL_LABELS[f]} (paper)": float(PAPER_TABLE4.loc[f, subject])
                                               for f in ("sft", "rm")}
-    cols = ["Vanilla SFT (ours)", "Vanilla SFT (paper)", "RM (ours)", "RM (paper)", "Vanilla SFT per seed",
-            "RM per seed", "n problems"]
+    cols = ["Vanilla SFT (ours)", "Vanilla SFT 95% CI", "Vanilla SFT (paper)", "RM (ours)", "RM 95% CI", "RM (paper)",
+            "Vanilla SFT per seed", "RM per seed", "n problems"]
     return pd.DataFrame.from_dict(out, orient="index").reindex(columns=cols)
 
 
@@ -235,14 +252,15 @@ def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: lis
                  else f"a {rev['draft_steps']}-step low-confidence draft"))
     notes = (f"Ours: base = {who}; vanilla SFT and RM fine-tuned from it on the same pairs for the same "
              f"{ft['steps']} steps of batch {ft['batch_size']} (equal compute), seeds {seeds}; the (ours) cells of "
-             f"SFT and RM are the mean over seeds. Decoding: base and SFT low-confidence remasking "
+             f"SFT and RM are the mean over seeds; 95% CI = percentile interval of a bootstrap over seeds and problems "
+             f"(1,000 replicates; the base is one model, its interval is over problems). Decoding: base and SFT low-confidence remasking "
              f"({ev['low_confidence']['steps']} steps, {cfg['layout']['gen_length']} answer tokens); RM {rm_dec}, "
              f"History Reference {cfg['rm']['history']}. Test docs per row: {n_docs}. Multiple choice is forward-only "
              "(log-likelihood of each choice). Paper: LLaDA-8B-Instruct, MATH500 / MBPP 70% test / ARC-Challenge.")
     if info["kind"] == "mini":
         notes += (" Mini rows are procedurally generated analogues of the benchmarks (rm_core/tasks/text/mini.py): "
                   "their numbers measure the same mechanism, not the benchmarks themselves.")
-    t3 = table3_rows(results, info)
+    t3 = table3_rows(results, info, per_doc)
     write_table(t3, table3_stem, "Table 3: text reasoning, LLaDA vs vanilla SFT vs RM (accuracy, %).", scale, notes,
                 digits=1, index_name="Benchmark")
     t4 = table4_rows(per_doc, info)
