@@ -75,6 +75,7 @@ def main() -> None:
     ap.add_argument("--results", default="results", help="results folder of a finished image track")
     ap.add_argument("--config", nargs="*", default=[], help="config overlays (over config.yaml)")
     ap.add_argument("--split", default="val", choices=["val", "test"])
+    ap.add_argument("--seed", type=int, default=None, help="the SFT/RM training seed (default: the first of image.seeds)")
     ap.add_argument("--limit", type=int, default=None, help="first N edits only")
     ap.add_argument("--out", default=None, help="write the rows as JSON lines here")
     args = ap.parse_args()
@@ -88,6 +89,7 @@ def main() -> None:
         df = df.iloc[: args.limit]
     src = np.stack([np.asarray(x) for x in df["source_codes"]])
     tgt = np.stack([np.asarray(x) for x in df["target_codes"]])
+    seed = args.seed if args.seed is not None else int(cfg["seeds"][0])
     codec = Codec(root / "vq")
     edits = read_parquet(root / "data" / "edits.parquet").set_index("id", drop=False)
     src_px, _, region_px = load_pixels(cfg, root / "data", edits.loc[df["id"]])
@@ -114,10 +116,10 @@ def main() -> None:
             for k in path:
                 node = node[k]
             node[last] = value
-        mdir = root / "models" / which
+        mdir = root / "models" / (which if which == "base" else f"{which}_s{seed}")
         model = load_model(c, base_path(mdir) if which == "base" else mdir).eval()
         out = sample_edits(c, which, model, spec, df)
-        row = {"model": which, "setting": label, "n": len(df),
+        row = {"model": which, "seed": None if which == "base" else seed, "setting": label, "n": len(df),
                **region_stats(out["codes"], out["trajectory"], src, tgt),
                **pixel_stats(cfg, out["codes"], codec, src_px, region_px, grid),
                "unchanged_by_kind": {k: round(float((out["codes"] == src).all(1)[(df["kind"] == k).to_numpy()].mean()), 3)

@@ -1,0 +1,96 @@
+"""Accuracy against forward passes: base, vanilla SFT and RM at several decoding budgets.
+
+For a budget of F forward passes per answer: base and SFT run LLaDA's low-confidence sampler
+for F steps (38 steps = one token per step for the mini answer region; fewer steps reveal
+several tokens at once, i.e. parallel decoding); RM drafts for F − T steps with the same sampler
+and then runs T turns of Eq. 1 (the configured ``rm.eval``), so every model gets F passes; the
+row ``rm (from MASK)`` runs F turns of Eq. 1 from an all-MASK answer instead. Graded with the
+tasks' own graders on the generation tasks (math, code) of the chosen split (default:
+validation; choices are made there).
+
+    python bench/text_budget.py --results results --budgets 8 12 19 38 --out budget.jsonl
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from rm_core.backbones.load import load_reference
+from rm_core.config import load_config
+from rm_core.metrics.code_sandbox import configure as configure_code_sandbox
+from rm_core.pipeline.text.evaluate import _grader, generation_docs, lay_prompt_len, make_lm
+from rm_core.pipeline.text.model import prompt_formatter
+from rm_core.tasks.text.layout import batch_layout
+
+
+@torch.no_grad()
+def accuracy(cfg: dict, model, tok, sampler: str, info: dict, split: str, limit: int | None) -> dict:
+    """{task: accuracy %} of one model and sampler over the generation docs of ``split``."""
+    lm = make_lm(model, tok, cfg, sampler)
+    fmt, G, bs = prompt_formatter(tok, cfg), int(cfg["layout"]["gen_length"]), int(cfg["eval"]["batch_size"])
+    out = {}
+    for task, docs in generation_docs(info, limit, split).items():
+        grade, ok = _grader(task), []
+        for s in range(0, len(docs), bs):
+            part = docs.iloc[s: s + bs]
+            lay = batch_layout(tok, [fmt(p) for p in part["prompt"]], G, prompt_len=lay_prompt_len(cfg), truncate=True)
+            x0, ed, at = (lay[k].to(lm.device) for k in ("ids", "editable", "attention_mask"))
+            x, _ = lm._sample(x0, ed, at)
+            width = x0.shape[1] - G
+            for j in range(len(part)):
+                text, _ = lm._decode_answer(x[j, width:].tolist())
+                ok.append(grade(part["doc"].iloc[j], text, part["prompt_id"].iloc[j]))
+        out[task] = 100.0 * float(np.mean(ok))
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--results", default="results")
+    ap.add_argument("--config", nargs="*", default=[], help="config overlays (over config.yaml)")
+    ap.add_argument("--split", default="val", choices=["val", "test"])
+    ap.add_argument("--budgets", type=int, nargs="+", default=[8, 12, 19, 38])
+    ap.add_argument("--models", nargs="+", default=None, help="model folders under text/models (default: all)")
+    ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--out", default=None, help="append the rows as JSON lines here")
+    args = ap.parse_args()
+    cfg0 = load_config(*args.config)["text"]
+    configure_code_sandbox(cfg0["eval"]["unsafe_code_exec"])
+    root = Path(args.results) / "text"
+    info = json.loads((root / "data" / "tasks.json").read_text())
+    T = int(cfg0["rm"]["eval"]["turns"])
+    names = args.models or sorted(p.name for p in (root / "models").iterdir() if (p / "model.json").exists())
+    for name in names:
+        model, tok = load_reference(root / "models" / name / "model.json", cfg0["backbone"]["dtype"])
+        model.eval()
+        for F in args.budgets:
+            runs = []
+            if name.startswith("rm"):
+                if F > T:
+                    c = copy.deepcopy(cfg0)
+                    c["rm"]["eval"].update(init="draft", draft_steps=F - T)
+                    runs.append(("rm", f"draft {F - T} + {T} turns", c))
+                c = copy.deepcopy(cfg0)
+                c["rm"]["eval"].update(init="mask", turns=F, early_stop=False)
+                runs.append(("rm", f"{F} turns from MASK", c))
+            else:
+                c = copy.deepcopy(cfg0)
+                c["eval"]["low_confidence"]["steps"] = F
+                runs.append(("low_confidence", f"{F} steps", c))
+            for sampler, label, c in runs:
+                row = {"model": name, "budget": F, "decoding": label, "split": args.split,
+                       **accuracy(c, model, tok, sampler, info, args.split, args.limit)}
+                print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+                if args.out:
+                    with open(args.out, "a") as f:
+                        f.write(json.dumps(row) + "\n")
+
+
+if __name__ == "__main__":
+    main()
