@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from fakes import TableDenoiser
-from rm_core.samplers import low_confidence_sample, reveal_counts
+from rm_core.samplers import low_confidence_sample, predict, reveal_counts
 
 
 def naive_low_conf(model, x0, editable, steps):
@@ -163,3 +163,30 @@ def test_forbidden_ids_are_never_revealed_and_attention_mask_is_passed():
     assert not ((got == 0) | (got == 1) | (got == model.mask_id)).any()
     assert len(seen) == 4 and all(a is am for a in seen)
     assert grad and not any(grad)
+
+
+def test_predict_on_batched_logits_matches_naive():
+    """predict() on (B, N, V) logits with its defaults: argmax over the ids that are neither MASK nor
+    forbidden, log confidence = log softmax over the whole vocabulary at that id ("vocab")."""
+    g = torch.Generator().manual_seed(3)
+    B, N, V, M = 2, 3, 7, 6
+    logits = torch.randn(B, N, V, generator=g)
+    logits[0, 1, M] = 50.0  # MASK would win the argmax
+    pred, logc = predict(logits, M, forbid_ids=[2])
+    assert pred.shape == logc.shape == (B, N)
+    for b in range(B):
+        for i in range(N):
+            row = [float(v) for v in logits[b, i]]
+            best = max((v for v in range(V) if v not in (M, 2)), key=lambda v: row[v])
+            lse = math.log(sum(math.exp(v) for v in row))
+            assert int(pred[b, i]) == best
+            assert abs(float(logc[b, i]) - (row[best] - lse)) < 1e-5
+    # "allowed": the softmax over the allowed ids only
+    _, logc = predict(logits, M, forbid_ids=[2], confidence="allowed")
+    row = [float(v) for v in logits[0, 1]]
+    lse = math.log(sum(math.exp(row[v]) for v in range(V) if v not in (M, 2)))
+    assert abs(float(logc[0, 1]) - (row[int(pred[0, 1])] - lse)) < 1e-5
+    drawn, _ = predict(logits, M, forbid_ids=[2], temperature=1.0, generator=g)
+    assert drawn.shape == (B, N) and not ((drawn == M) | (drawn == 2)).any()
+    with pytest.raises(ValueError, match=r"^confidence must be one of \('vocab', 'allowed'\), got 'codes'$"):
+        predict(logits, M, confidence="codes")

@@ -142,6 +142,15 @@ def test_temperature_zero_is_greedy_and_sampling_follows_the_softmax():
     assert np.abs(freq[:4] - p).max() < 0.03  # 4,000 draws: sd <= 0.008
     greedy = low_confidence_sample(model, x0[:2], ed[:2], 1, confidence="allowed", temperature=0.0)
     assert (greedy == 0).all()
+    # tau = 0.5: Gumbel-max over logits / tau, i.e. softmax(2 * logits)
+    x = low_confidence_sample(model, x0, ed, 1, confidence="allowed", temperature=0.5, generator=g)
+    freq = np.bincount(x[:, 0].numpy(), minlength=5) / B
+    p = np.exp(2 * np.array([1.0, 0.0, -1.0, 0.5]))
+    assert np.abs(freq[:4] - p / p.sum()).max() < 0.03
+    # no generator: the global generator, on the CPU
+    torch.manual_seed(0)
+    x = low_confidence_sample(model, x0[:500], ed[:500], 1, confidence="allowed", temperature=1.0)
+    assert (x < 4).all() and len(set(x[:, 0].tolist())) == 4
 
 
 def test_noisy_remasking_commits_in_proportion_to_confidence():
@@ -159,9 +168,38 @@ def test_noisy_remasking_commits_in_proportion_to_confidence():
     a_first = (traj[:, 1, 0] != 4).float().mean().item()
     assert abs(a_first - 2 / 3) < 0.03
     assert ((traj[:, 1] != 4).sum(1) == 1).all()
+    # three positions with confidences 1/2, 1/4, 1/8: the first commit ~ (1/2, 1/4, 1/8) / (7/8). Gumbel
+    # noise is not symmetric: ranking by log p - tau*Gumbel would give about (0.61, 0.29, 0.10).
+    codes = 8
+    table = torch.full((3, codes + 1), neg)
+    for pos, n in enumerate((2, 4, 8)):
+        table[pos, :n] = 0.0
+    model = FixedDenoiser(table, codes)
+    B = 20000
+    x0 = torch.full((B, 3), codes)
+    ed = torch.ones(B, 3, dtype=torch.bool)
+    _, traj = low_confidence_sample(model, x0, ed, 3, confidence="allowed", temperature=1.0,
+                                    generator=torch.Generator().manual_seed(2), schedule="linear",
+                                    return_trajectory=True)
+    first = (traj[:, 1] != codes).float().mean(0).numpy()
+    assert np.abs(first - np.array([4, 2, 1]) / 7).max() < 0.015  # 20,000 draws: sd <= 0.0035
 
 
 # ----------------------------------------------------------------------- item 6: EOS/EOT confidence
+
+def test_equal_confidences_commit_left_to_right():
+    # 100 positions that all predict a suppressed id (confidence 0 each): ties are broken by position,
+    # the leftmost first (a stable sort; an unstable one reorders ties of this size)
+    N = 100
+    table = torch.zeros(N, 7)
+    table[:, 4] = 5.0  # EOS everywhere
+    model = FixedDenoiser(table, 6)
+    x0 = torch.full((1, N), 6)
+    ed = torch.ones(1, N, dtype=torch.bool)
+    _, traj = low_confidence_sample(model, x0, ed, 10, suppress_ids=[4], return_trajectory=True)
+    for s in range(1, 11):
+        assert torch.equal(traj[0, s] != 6, torch.arange(N) < 10 * s)
+
 
 def test_suppressed_ids_are_committed_last_with_upstream_confidence():
     # vocab: 0-3 words, 4 = EOS, 5 = EOT, 6 = MASK. Position 0 predicts EOS with the highest confidence.
@@ -214,10 +252,14 @@ def test_block_length_must_divide_the_answer_and_steps_the_blocks():
     x0 = torch.full((1, 12), 4)
     ed = torch.zeros(1, 12, dtype=torch.bool)
     ed[:, 2:] = True  # 10 answer positions
-    with pytest.raises(ValueError, match="block_length=4 must divide"):
+    with pytest.raises(ValueError, match=r"^block_length=4 must divide the generation length "
+                                         r"\(editable positions per row: \[10\]\)$"):
         low_confidence_sample(model, x0, ed, 10, block_length=4)
-    with pytest.raises(ValueError, match="steps=5 must be a multiple"):
+    with pytest.raises(ValueError, match=r"^steps=5 must be a multiple of the number of blocks 2 "
+                                         r"\(generation length 10 / block_length 5\)$"):
         low_confidence_sample(model, x0, ed, 5, block_length=5)  # 2 blocks
+    none = torch.zeros_like(ed)  # nothing to decode: a no-op with blocks too, not an error
+    assert torch.equal(low_confidence_sample(model, x0, none, 10, block_length=5), x0)
     x = low_confidence_sample(model, x0, ed, 10, block_length=5)  # 2 blocks x 5 steps: fine
     assert not (x[:, 2:] == 4).any()
 
