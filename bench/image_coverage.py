@@ -26,7 +26,6 @@ the coverage a perfect model reaches through this VQ. Run after the mini DAG (or
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from pathlib import Path
 
@@ -36,9 +35,10 @@ import torch
 
 from rm_core.config import load_config
 from rm_core.io import read_parquet
-from rm_core.metrics.image_edit import aggregate, edit_metrics
+from rm_core.method import merge
+from rm_core.metrics.image_edit import aggregate
 from rm_core.pipeline.image.data import load_layout, load_pixels
-from rm_core.pipeline.image.evaluate import sample_edits
+from rm_core.pipeline.image.evaluate import edit_rows, sample_edits
 from rm_core.pipeline.image.model import base_path, load_model
 from rm_core.tasks.image.vq import Codec
 
@@ -63,10 +63,7 @@ def region_stats(codes: np.ndarray, traj: list | None, src: np.ndarray, tgt: np.
 def pixel_stats(cfg: dict, codes: np.ndarray, codec: Codec, src_px, region_px, grid) -> dict:
     """Table 1's precision and coverage (%) of the decoded codes against the input image."""
     edited = codec.decode(codes.reshape(len(codes), *grid))
-    ev = cfg["eval"]
-    a = aggregate(pd.DataFrame(
-        [edit_metrics(src_px[i], edited[i], region_px[i], threshold=ev["threshold"], psnr_cap=ev["psnr_cap"])
-         for i in range(len(codes))]), ev["psnr_cap"])
+    a = aggregate(pd.DataFrame(edit_rows(cfg["eval"], src_px, edited, region_px)), cfg["eval"]["psnr_cap"])
     return {"prec_px": a["precision"], "coverage_px": a["coverage"]}
 
 
@@ -101,21 +98,15 @@ def main() -> None:
     print(json.dumps(rows[0]), flush=True)
     settings = [
         ("rm", "as configured", {}),
-        ("rm", f"turns {2 * T}", {"rm.eval.turns": 2 * T}),
-        ("rm", "no final reveal", {"rm.eval.final_reveal": False}),
-        ("rm", "CFG off (text 0, image 0)", {"eval.text_scale": 0.0, "eval.image_scale": 0.0}),
-        ("rm", f"CFG text {2 * ev['text_scale'] + 1:g}", {"eval.text_scale": 2 * ev["text_scale"] + 1}),
+        ("rm", f"turns {2 * T}", {"rm": {"eval": {"turns": 2 * T}}}),
+        ("rm", "no final reveal", {"rm": {"eval": {"final_reveal": False}}}),
+        ("rm", "CFG off (text 0, image 0)", {"eval": {"text_scale": 0.0, "image_scale": 0.0}}),
+        ("rm", f"CFG text {2 * ev['text_scale'] + 1:g}", {"eval": {"text_scale": 2 * ev["text_scale"] + 1}}),
         ("sft", "as configured", {}),
         ("base", "as configured", {}),
     ]
     for which, label, over in settings:
-        c = copy.deepcopy(cfg)
-        for key, value in over.items():
-            node = c
-            *path, last = key.split(".")
-            for k in path:
-                node = node[k]
-            node[last] = value
+        c = merge(cfg, over)
         mdir = root / "models" / (which if which == "base" else f"{which}_s{seed}")
         model = load_model(c, base_path(mdir) if which == "base" else mdir).eval()
         out = sample_edits(c, which, model, spec, df)

@@ -14,7 +14,6 @@ validation; choices are made there).
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 from pathlib import Path
 
@@ -23,26 +22,20 @@ import torch
 
 from rm_core.backbones.load import load_reference
 from rm_core.config import load_config
+from rm_core.method import merge
 from rm_core.metrics.code_sandbox import configure as configure_code_sandbox
-from rm_core.pipeline.text.evaluate import _grader, generation_docs, lay_prompt_len, make_lm
-from rm_core.pipeline.text.model import prompt_formatter
-from rm_core.tasks.text.layout import batch_layout
+from rm_core.pipeline.text.evaluate import _grader, doc_batches, generation_docs, make_lm
 
 
 @torch.no_grad()
 def accuracy(cfg: dict, model, tok, sampler: str, info: dict, split: str, limit: int | None) -> dict:
     """{task: accuracy %} of one model and sampler over the generation docs of ``split``."""
     lm = make_lm(model, tok, cfg, sampler)
-    fmt, G, bs = prompt_formatter(tok, cfg), int(cfg["layout"]["gen_length"]), int(cfg["eval"]["batch_size"])
     out = {}
     for task, docs in generation_docs(info, limit, split).items():
         grade, ok = _grader(task), []
-        for s in range(0, len(docs), bs):
-            part = docs.iloc[s: s + bs]
-            lay = batch_layout(tok, [fmt(p) for p in part["prompt"]], G, prompt_len=lay_prompt_len(cfg), truncate=True)
-            x0, ed, at = (lay[k].to(lm.device) for k in ("ids", "editable", "attention_mask"))
+        for _, part, x0, ed, at, width in doc_batches(cfg, tok, lm, docs):
             x, _ = lm._sample(x0, ed, at)
-            width = x0.shape[1] - G
             for j in range(len(part)):
                 text, _ = lm._decode_answer(x[j, width:].tolist())
                 ok.append(grade(part["doc"].iloc[j], text, part["prompt_id"].iloc[j]))
@@ -73,16 +66,12 @@ def main() -> None:
             runs = []
             if name.startswith("rm"):
                 if F > T:
-                    c = copy.deepcopy(cfg0)
-                    c["rm"]["eval"].update(init="draft", draft_steps=F - T)
-                    runs.append(("rm", f"draft {F - T} + {T} turns", c))
-                c = copy.deepcopy(cfg0)
-                c["rm"]["eval"].update(init="mask", turns=F, early_stop=False)
-                runs.append(("rm", f"{F} turns from MASK", c))
+                    runs.append(("rm", f"draft {F - T} + {T} turns",
+                                 merge(cfg0, {"rm": {"eval": {"init": "draft", "draft_steps": F - T}}})))
+                runs.append(("rm", f"{F} turns from MASK",
+                             merge(cfg0, {"rm": {"eval": {"init": "mask", "turns": F, "early_stop": False}}})))
             else:
-                c = copy.deepcopy(cfg0)
-                c["eval"]["low_confidence"]["steps"] = F
-                runs.append(("low_confidence", f"{F} steps", c))
+                runs.append(("low_confidence", f"{F} steps", merge(cfg0, {"eval": {"low_confidence": {"steps": F}}})))
             for sampler, label, c in runs:
                 row = {"model": name, "budget": F, "decoding": label, "split": args.split,
                        **accuracy(c, model, tok, sampler, info, args.split, args.limit)}

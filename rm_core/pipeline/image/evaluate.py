@@ -99,12 +99,21 @@ def sample_edits(cfg: dict, which: str, model, spec: LayoutSpec, df: pd.DataFram
             "n_final_revealed": torch.cat(revealed).numpy()}
 
 
+def edit_rows(ev: dict, src: np.ndarray, edited: np.ndarray, region: np.ndarray) -> list[dict]:
+    """Table 1's per-edit pixel metrics of the decoded edits against the input images
+    (``metrics.image_edit.edit_metrics`` with ``eval.threshold`` and ``eval.psnr_cap``)."""
+    from ...metrics.image_edit import edit_metrics
+
+    return [edit_metrics(src[i], edited[i], region[i], threshold=ev["threshold"], psnr_cap=ev["psnr_cap"])
+            for i in range(len(edited))]
+
+
 def evaluate(cfg: dict, which: str, run: str, edits: str, tokens: str, vq: str, metrics: str, outputs: str,
              split: str = "test") -> dict:
     """Sample the edits of ``split`` (test: Table 1; val: every choice of settings) with ``which``'s
     sampler, decode them and score them."""
     model_dir, data_dir, tokens_dir, vq_dir = (Path(p).parent for p in (run, edits, tokens, vq))  # the rule's files
-    from ...metrics.image_edit import aggregate, edit_metrics, mini_instruction_check
+    from ...metrics.image_edit import aggregate, mini_instruction_check
     if which not in MODELS:
         raise ValueError(f"model must be one of {MODELS}, got {which!r}")
     spec, _ = load_layout(tokens_dir, cfg)
@@ -126,8 +135,7 @@ def evaluate(cfg: dict, which: str, run: str, edits: str, tokens: str, vq: str, 
     ev = cfg["eval"]
     scene_spec = scene_spec_of(cfg) if cfg["data"]["kind"] == "scenes" else None
     recs = []
-    for i in range(len(test)):
-        m = edit_metrics(src[i], edited[i], region[i], threshold=ev["threshold"], psnr_cap=ev["psnr_cap"])
+    for i, m in enumerate(edit_rows(ev, src, edited, region)):
         ok = float("nan")
         if scene_spec is not None:
             ok = float(mini_instruction_check(rows["scene_after"].iloc[i], edited[i], scene_spec))
@@ -140,7 +148,7 @@ def evaluate(cfg: dict, which: str, run: str, edits: str, tokens: str, vq: str, 
     scores["turns"] = out["turns"].astype(np.int64)
     scores["n_final_revealed"] = out["n_final_revealed"].astype(np.int64)
     scores["n_code_changes"] = (out["codes"] != src_codes).sum(1).astype(np.int64)
-    seed = int(json.loads((model_dir / "run.json").read_text())["seed"])
+    seed = int(json.loads(Path(run).read_text())["seed"])
     scores.insert(4, "seed", seed)
     write_parquet(scores, metrics, METRICS_SCHEMA)
     write_parquet(pd.DataFrame({"id": test["id"], "model": which, "seed": seed,

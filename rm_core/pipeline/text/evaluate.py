@@ -182,28 +182,32 @@ def _grader(task: str):
     return grade
 
 
+def doc_batches(cfg: dict, tok, lm, docs: pd.DataFrame):
+    """Batches of ``eval.batch_size`` generation docs laid out as evaluation lays them out:
+    (start, docs, x0, editable, attention mask, prompt width), tensors on ``lm.device``."""
+    from ...tasks.text.layout import batch_layout
+
+    G, bs, fmt = int(cfg["layout"]["gen_length"]), int(cfg["eval"]["batch_size"]), prompt_formatter(tok, cfg)
+    for s in range(0, len(docs), bs):
+        part = docs.iloc[s: s + bs]
+        lay = batch_layout(tok, [fmt(p) for p in part["prompt"]], G, prompt_len=lay_prompt_len(cfg), truncate=True)
+        x0, ed, at = (lay[k].to(lm.device) for k in ("ids", "editable", "attention_mask"))
+        yield s, part, x0, ed, at, x0.shape[1] - G
+
+
 @torch.no_grad()
 def scaling_run(cfg: dict, model, tok, name: str, info: dict, limit: int | None = None, split: str = "test"):
     """One RM run of ``rm.eval.scaling_turns`` turns per generation doc; accuracy after every turn."""
-    from ...tasks.text.layout import batch_layout
-
     configure_code_sandbox(cfg["eval"]["unsafe_code_exec"])
     lm = make_lm(model, tok, cfg, "rm")
     turns = max(int(cfg["rm"]["eval"]["scaling_turns"]), int(cfg["rm"]["eval"]["turns"]))
     G = int(cfg["layout"]["gen_length"])
-    fmt = prompt_formatter(tok, cfg)
     rows, trajs = [], []
-    bs = int(cfg["eval"]["batch_size"])
     for task, docs in generation_docs(info, limit, split).items():
         grade = _grader(task)
         correct = np.zeros((len(docs), turns + 1), dtype=bool)
-        for s in range(0, len(docs), bs):
-            part = docs.iloc[s : s + bs]
-            lay = batch_layout(tok, [fmt(p) for p in part["prompt"]], G, prompt_len=lay_prompt_len(cfg),
-                               truncate=True)
-            x0, ed, at = (lay[k].to(lm.device) for k in ("ids", "editable", "attention_mask"))
+        for s, part, x0, ed, at, width in doc_batches(cfg, tok, lm, docs):
             traj = lm.sample_trajectory(x0, ed, at, turns)  # (B, turns+1, N)
-            width = x0.shape[1] - G
             for j in range(len(part)):
                 doc, pid = part["doc"].iloc[j], part["prompt_id"].iloc[j]
                 states = traj[j, :, width:]
