@@ -10,8 +10,9 @@ History Reference closed form needs no loop over steps. The current step is t ~ 
 
 Corruption proposals draw the wrong token w ≠ x*: uniform over a candidate set (theory
 baseline; Sudoku's "fixed wrong-digit distribution", ours: uniform over the other digits),
-a cached top-k distribution of a frozen model with x* removed (text), or the source
-token (image editing, where a position whose source already equals the target is keep).
+a cached top-k distribution of a frozen model with x* removed (text), the source
+token (image editing, where a position whose source already equals the target is keep), or,
+on some rows, the frozen model's own draft (text, ours: ``DraftProposal``).
 """
 
 from __future__ import annotations
@@ -121,6 +122,26 @@ class SourceProposal:
 
     def sample(self, target: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         return self.source
+
+
+class DraftProposal:
+    """Text (ours): on the rows in ``use_draft`` the wrong token is the frozen model's own draft
+    token and only the draft's errors can be corrupted (the text analogue of the image track's
+    source tokens: x^(0) holds the model's own mistakes, or nothing to fix where the draft is
+    right); other rows use ``other`` (the cached top-k) at every editable position.
+
+    draft: (B, N) token ids; use_draft: (B,) bool.
+    """
+
+    def __init__(self, draft: torch.Tensor, use_draft: torch.Tensor, other):
+        self.draft, self.use_draft, self.other = draft, use_draft.bool(), other
+
+    def allowed(self, target: torch.Tensor) -> torch.Tensor:
+        return ~self.use_draft[:, None] | (self.draft != target)
+
+    def sample(self, target: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        w = self.other.sample(target, generator)
+        return torch.where(self.use_draft[:, None] & (self.draft != target), self.draft, w)
 
 
 @dataclass

@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from tiny_checkpoint import write_tiny_llada
@@ -238,6 +239,46 @@ def test_rm_objective_draws_wrong_tokens_from_the_probe():
     assert abs(float(total.detach()) - float(want.total)) < 1e-6 and parts["n_mask"] == int(wrong.sum())
 
 
+def test_rm_mix_rows_plain_mdm_and_all_mask_answers():
+    """rm_mix (ours): the first mdm_share of a batch's rows get the plain MDM loss (own forward, no
+    wrong tokens), then all_mask_share of the RM rows start from an all-MASK answer; the loss is the
+    row-weighted mean of the two."""
+    from fakes import TableDenoiser
+    from rm_core.tasks.text.tokenizer import CharTokenizer
+
+    tok = CharTokenizer()
+    cfg = mini_cfg()
+    cfg["rm"].update(history={"kind": "none"})
+    cfg["rm_mix"] = {"mdm_share": 0.25, "all_mask_share": 0.5}
+    pairs = pd.DataFrame({"id": ["a", "b", "c"], "task": ["math"] * 3,
+                          "prompt": ["1+2=", "what is 3*3?", "x"], "response": ["3", "9 is it", "yes"]})
+    enc = text_model.PairEncoder(tok, cfg, pairs)
+    P, G = cfg["layout"]["prompt_len"], cfg["layout"]["gen_length"]
+    answers = torch.stack([enc.batch([i])["ids"][0, P:] for i in range(3)])
+    topk_ids = torch.stack([answers, (10 + answers) % 90], -1)
+    topk_probs = torch.tensor([0.5, 0.5]).expand(3, G, 2).contiguous()
+    calls = []
+
+    class Spy(TableDenoiser):
+        def embed(self, ids):
+            calls.append(ids.clone())
+            return super().embed(ids)
+
+    model = Spy(vocab_size=tok.vocab_size, d=8, n_positions=P + G, seed=0, mask_id=tok.mask_id)
+    loss_fn = text_train.rm_objective(enc, topk_ids, topk_probs, tok, cfg, batch_size=32)
+    total, parts = loss_fn(model, 0, torch.Generator().manual_seed(0))
+    idx = text_train._sample_idx(3, 32, torch.Generator().manual_seed(0))
+    target = torch.stack([enc.batch([int(i)])["ids"][0] for i in idx])
+    x_mdm, z = calls
+    assert x_mdm.shape[0] == 8 and z.shape[0] == 24
+    visible = x_mdm[:, P:] != tok.mask_id
+    assert torch.equal(x_mdm[:, P:][visible], target[:8, P:][visible])  # MDM rows: target or MASK, never wrong
+    assert (z[:12, P:] == tok.mask_id).all()  # the first half of the RM rows: all-MASK answers
+    za, ta = z[12:, P:], target[20:, P:]
+    assert ((za != tok.mask_id) & (za != ta)).any()  # the others carry wrong tokens
+    assert abs(float(total) - (8 * parts["mdm"] + 24 * parts["total"]) / 32) < 1e-5
+
+
 def test_probe_cache_recomputed_when_settings_change(tmp_path):
     cfg = mini_cfg()
     text_data.make_data(cfg, 0, str(tmp_path / "data" / "train_pairs.parquet"), str(tmp_path / "data" / "tasks.json"))
@@ -255,6 +296,48 @@ def test_probe_cache_recomputed_when_settings_change(tmp_path):
     ids, probs = text_probe.load_probe(out, list(pd.read_parquet(pairs)["id"]))
     assert ids.shape == (36, cfg["layout"]["gen_length"], 5) and (probs.sum(-1) <= 1.0001).all()
     assert not (ids == 2).any()  # MASK is never a wrong token
+
+
+def test_probe_drafts_are_the_base_decoding_one_token_per_step_and_feed_rm(tmp_path):
+    """probe.draft_share > 0: the cache holds the frozen base's own draft of every training prompt
+    (checked against a naive one-token-per-step greedy loop), and RM trains on it."""
+    cfg = mini_cfg()
+    G = cfg["layout"]["gen_length"]
+    cfg["probe"].update(draft_share=0.5, draft_steps=G, batch_size=1)  # batch 1 as the naive loop: same float sums
+    text_data.make_data(cfg, 0, str(tmp_path / "data" / "train_pairs.parquet"), str(tmp_path / "data" / "tasks.json"))
+    pairs = str(tmp_path / "data/train_pairs.parquet")
+    base = str(tmp_path / "base/model.json")
+    text_train.prepare_base(cfg, 0, pairs, base)
+    out = str(tmp_path / "topk.parquet")
+    assert text_probe.probe(cfg, base, pairs, out)
+    assert text_probe.read_probe_fingerprint(out)["probe"]["draft_steps"] == G
+    model, tok = load_reference(base, "float32", "cpu")
+    frame = pd.read_parquet(pairs)
+    drafts = text_probe.load_drafts(out, list(frame["id"]))
+    banned = [tok.mask_id, *text_model.forbid_ids(tok)]
+    enc = text_model.PairEncoder(tok, cfg, frame)
+    for row in (0, 7, 20):
+        b = enc.batch([row])
+        x = torch.where(b["editable"], torch.full_like(b["ids"], tok.mask_id), b["ids"])[0]
+        with torch.no_grad():
+            for _ in range(G):  # naive: reveal the single most confident MASK, argmax over allowed ids
+                logits = model.logits(model.embed(x[None]), attention_mask=b["attention_mask"])[0].clone()
+                logits[:, banned] = float("-inf")
+                p = torch.softmax(logits, -1)
+                conf, best = p.max(-1)
+                masked = [j for j in range(len(x)) if int(x[j]) == tok.mask_id]
+                j = max(masked, key=lambda q: float(conf[q]))
+                x[j] = best[j]
+        assert torch.equal(drafts[row], x[-G:]), row
+    assert not (drafts == tok.mask_id).any()
+    cfg["rm"]["history"] = {"kind": "none"}
+    text_train.train(cfg, "rm", 0, pairs, base, str(tmp_path / "rm/model.json"), out)
+    assert (tmp_path / "rm/model.json").exists()
+    cfg0 = copy.deepcopy(cfg)
+    cfg0["probe"]["draft_share"] = 0.0
+    with pytest.raises(ValueError, match="draft_share"):
+        text_probe.probe(cfg0, base, pairs, out)  # a cache without drafts ...
+        text_probe.load_drafts(out, list(frame["id"]))  # ... cannot feed a draft_share > 0 run
 
 
 def test_dry_run_lists_the_text_rules(tmp_path):

@@ -25,6 +25,17 @@ def test_mini_validation_is_disjoint_and_leaves_train_and_test_as_they_were(kind
     assert not val & set(after["train"]["prompt"]) and not val & set(after["test"]["prompt"])
 
 
+def test_mini_sides_share_the_problem_kind_mix():
+    """Validation stands in for test: the sides sample one distribution (the mini config's math has
+    three equally likely subjects whose key spaces differ 6-fold; drawing sides from what earlier
+    ones left made validation 80 % "mixed" against test's 36 %)."""
+    d = make_mini("math", 4500, 400, seed=0, n_val=400, n_ops=[3], ops="+-", max_digit=5, balanced=True)
+    for side in ("train", "val", "test"):
+        share = d[side]["subject"].value_counts(normalize=True)
+        assert set(share.index) == {"sum", "difference", "mixed"}
+        assert (share - 1 / 3).abs().max() < 0.07, (side, share.to_dict())
+
+
 def test_holdout_is_seeded_complete_and_rejects_too_many():
     kept, held = B.holdout(range(10), 3, seed=1)
     assert sorted(kept + held) == list(range(10)) and len(held) == 3

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rm_core.trajectory import (KEEP, MASK, WRONG, EditSetSize, SourceProposal, TopKProposal, UniformProposal,
+from rm_core.trajectory import (KEEP, MASK, WRONG, DraftProposal, EditSetSize, SourceProposal, TopKProposal, UniformProposal,
                                 build_instances, materialise, sample_edit_set)
 
 
@@ -150,6 +150,35 @@ def test_source_proposal_keeps_equal_positions():
     assert (inst.rule[source != target] != KEEP).all()
     wrong = inst.rule == WRONG
     assert torch.equal(inst.seg_tokens[..., 0][wrong], source[wrong])
+
+
+def test_draft_proposal_rows_corrupt_only_the_draft_errors_with_the_draft_token():
+    g = torch.Generator().manual_seed(6)
+    B, N, V = 40, 24, 7
+    target = torch.randint(0, V, (B, N), generator=g)
+    draft = torch.where(torch.rand(B, N, generator=g) < 0.3, (target + 1 + torch.randint(0, V - 1, (B, N), generator=g)) % V,
+                        target)
+    use = torch.rand(B, generator=g) < 0.5
+    editable = torch.ones(B, N, dtype=torch.bool)
+    editable[:, :4] = False
+    prop = DraftProposal(draft, use, UniformProposal(range(V)))
+    inst = build_instances(target, editable, 6, 99, prop, g, EditSetSize("all"), p_wrong=0.6)
+    first = inst.seg_tokens[..., 0]
+    for b in range(B):
+        for j in range(N):
+            r = int(inst.rule[b, j])
+            if not editable[b, j]:
+                assert r == KEEP
+            elif use[b]:
+                # a draft row: exactly the draft's errors are corrupted; a wrong token is the draft's own
+                assert (r != KEEP) == bool(draft[b, j] != target[b, j])
+                if r == WRONG:
+                    assert int(first[b, j]) == int(draft[b, j])
+            else:
+                assert r != KEEP  # edit set "all": every editable position of a top-k row
+                if r == WRONG:
+                    assert int(first[b, j]) != int(target[b, j])
+    assert use.any() and (~use).any()
 
 
 def test_edit_set_fraction_within_editable():

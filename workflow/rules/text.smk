@@ -111,7 +111,8 @@ rule text_train:
         ref=f"{TX}/models/{{objective}}_s{{seed}}/model.json",
     params:
         # SFT reads neither `rm` nor `probe`: editing them reruns RM only
-        cfg=lambda w: (params_json(TEXT, "backbone", "layout", "finetune", "probe", rm=training_settings(TEXT["rm"]))
+        cfg=lambda w: (params_json(TEXT, "backbone", "layout", "finetune", "probe", "rm_mix",
+                                   rm=training_settings(TEXT["rm"]))
                        if w.objective == "rm"
                        else params_json(TEXT, "backbone", "layout", "finetune")),
         probe=lambda w, input: f"--probe {input.probe}" if "probe" in input.keys() else "",

@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from pathlib import Path
 
 import torch
@@ -22,10 +23,10 @@ from ...io import read_parquet, write_json
 from ...method import RMConfig
 from ...objective import mdm_corrupt, mdm_loss, position_weights, rm_loss, rm_model_input
 from ...train import TrainConfig, files_digest, train as run_training
-from ...trajectory import TopKProposal, UniformProposal, build_instances
+from ...trajectory import DraftProposal, EditSetSize, Instances, TopKProposal, UniformProposal, build_instances
 from ...backbones.load import backbone_kind, load_reference, read_model_ref, save_tokenizer, write_model_ref
 from .model import PairEncoder, forbid_ids, response_fits
-from .probe import load_probe
+from .probe import load_drafts, load_probe
 
 log = logging.getLogger(__name__)
 OBJECTIVES = ("pretrain", "sft", "rm")
@@ -63,20 +64,42 @@ def mdm_objective(enc: PairEncoder, mask_id: int, batch_size: int):
 
 
 def rm_objective(enc: PairEncoder, topk_ids: torch.Tensor, topk_probs: torch.Tensor, tok, cfg: dict,
-                 batch_size: int):
-    """Appendix C on text: wrong tokens from the frozen model's cached top-k (target removed)."""
+                 batch_size: int, drafts: torch.Tensor | None = None):
+    """Appendix C on text: wrong tokens from the frozen model's cached top-k (target removed).
+
+    Ours, off by default: with ``drafts`` (``probe.draft_share`` > 0) a share of the rows takes its
+    wrong tokens, and only those, from the frozen model's own draft (``DraftProposal``);
+    ``rm_mix.mdm_share`` of each batch's rows is trained with the plain MDM loss instead (SFT's,
+    its own forward pass, loss weighted by its share of rows) and ``rm_mix.all_mask_share`` of the
+    RM rows starts from an all-MASK answer (rule MASK everywhere, t = 0): the drafting RM
+    evaluation starts with."""
     rm = RMConfig.from_dict(cfg["rm"], "text.rm")
     T, history = rm.T, rm.history
     special = {tok.mask_id, *forbid_ids(tok)}
     vocab = getattr(tok, "vocab_size", None) or len(tok)
     fallback = UniformProposal([i for i in range(vocab) if i not in special])
     G = topk_ids.shape[1]
+    share = float(cfg["probe"]["draft_share"])
+    if share > 0 and drafts is None:
+        raise ValueError("text.probe.draft_share > 0 needs the probe's drafts")
+    n_mdm = int(round(float(cfg["rm_mix"]["mdm_share"]) * batch_size))
+    n_all = int(round(float(cfg["rm_mix"]["all_mask_share"]) * (batch_size - n_mdm)))
+    if n_mdm >= batch_size:
+        raise ValueError(f"text.rm_mix.mdm_share leaves no RM row in a batch of {batch_size}")
 
     def loss_fn(model, step, g):
         dev = g.device
         idx = _sample_idx(len(enc), batch_size, g)
         b = enc.batch(idx, dev)
-        target, editable = b["ids"], b["editable"]
+        target, editable, attn = b["ids"], b["editable"], b["attention_mask"]
+        parts = {}
+        mdm = None
+        if n_mdm:
+            x, masked, p = mdm_corrupt(target[:n_mdm], editable[:n_mdm], tok.mask_id, g)
+            logits = model.logits(model.embed(x), attention_mask=attn[:n_mdm])
+            mdm = mdm_loss(logits, target[:n_mdm], masked, p, editable[:n_mdm])
+            parts["mdm"] = float(mdm.detach())
+            idx, target, editable, attn = idx[n_mdm:], target[n_mdm:], editable[n_mdm:], attn[n_mdm:]
         B, N = target.shape
         k = topk_ids.shape[-1]
         ids = torch.zeros(B, N, k, dtype=torch.long, device=dev)
@@ -84,11 +107,23 @@ def rm_objective(enc: PairEncoder, topk_ids: torch.Tensor, topk_probs: torch.Ten
         ids[:, N - G:] = topk_ids[idx].to(dev)
         probs[:, N - G:] = topk_probs[idx].to(dev)
         proposal = TopKProposal(ids, probs, fallback)
+        if share > 0:
+            draft = target.clone()
+            draft[:, N - G:] = drafts[idx].to(dev)
+            proposal = DraftProposal(draft, torch.rand(B, generator=g, device=dev) < share, proposal)
         inst = build_instances(target, editable, T, tok.mask_id, proposal, g, rm.edit_set, rm.p_wrong)
-        logits = model.logits(rm_model_input(model, inst, editable, history, T), attention_mask=b["attention_mask"])
+        if n_all:  # the first n_all RM rows: an all-MASK answer at t = 0
+            blank = build_instances(target[:n_all], editable[:n_all], T, tok.mask_id, fallback, g, EditSetSize("all"),
+                                    p_wrong=0.0, t=torch.zeros(n_all, dtype=torch.long, device=dev))
+            inst = Instances(*(torch.cat([getattr(blank, f.name), getattr(inst, f.name)[n_all:]])
+                               for f in fields(Instances)))
+        logits = model.logits(rm_model_input(model, inst, editable, history, T), attention_mask=attn)
         w = position_weights(inst.edit_set, editable, rm.other_weight)
         out = rm_loss(logits, inst.z, target, editable, tok.mask_id, weights=w, eps=rm.eps)
-        return out.total, out.as_floats()
+        parts.update(out.as_floats())
+        if mdm is None:
+            return out.total, parts
+        return (n_mdm * mdm + B * out.total) / (n_mdm + B), parts
 
     return loss_fn
 
@@ -164,8 +199,9 @@ def train(cfg: dict, objective: str, seed: int, pairs: str, base: str, ref: str,
         if probe is None:
             raise ValueError("RM training needs the probe cache")
         tid, tp = load_probe(probe, list(frame["id"]))
-        loss_fn = rm_objective(enc, tid, tp, tok, cfg, tcfg.batch_size)
-        extra = {"rm": cfg["rm"], "probe": cfg["probe"]}
+        drafts = load_drafts(probe, list(frame["id"])) if float(cfg["probe"]["draft_share"]) > 0 else None
+        loss_fn = rm_objective(enc, tid, tp, tok, cfg, tcfg.batch_size, drafts)
+        extra = {"rm": cfg["rm"], "probe": cfg["probe"], "rm_mix": cfg["rm_mix"]}
     log.info("%s (seed %d) from %s: %d pairs, %d steps x %d", objective, seed, base_info["dir"], len(enc), tcfg.steps,
              tcfg.batch_size)
     fp = {"objective": objective, "base": base_info["fingerprint"], "pairs": files_digest([pairs]), "layout": cfg["layout"],

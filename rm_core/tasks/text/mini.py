@@ -35,6 +35,7 @@ DataFrames with the columns of the matching real loader (benchmarks.py) plus ``p
 
 from __future__ import annotations
 
+import hashlib
 from typing import Callable
 
 import numpy as np
@@ -56,24 +57,34 @@ SCHEMA_DOC = {
 }
 
 
-def _split_unique(draw: Callable, n_train: int, n_test: int, rng: np.random.Generator, n_val: int = 0) -> dict:
-    """Draw (key, record) pairs; test first, then train, then validation, no key on two sides (the
-    validation side is drawn last, so adding it leaves train and test as they were)."""
-    sides = {"test": ({}, n_test), "train": ({}, n_train), "val": ({}, n_val)}
-    seen: set = set()
-    for name in ("test", "train", "val"):
-        got, want = sides[name]
-        tries = 0
+HELD_OUT = 0.2  # share of the problem keys reserved for each of test and validation (the rest: train)
+
+
+def _split_by_key(draw: Callable, n_train: int, n_test: int, rng: np.random.Generator, n_val: int = 0) -> dict:
+    """Draw (key, record) pairs for test, train, then validation. A key's side is fixed by a seeded
+    hash of it (``HELD_OUT`` of the keys each for test and validation, reserved whether or not a
+    validation side is drawn, so train and test do not depend on ``n_val``): no key is on two
+    sides, and every side is an i.i.d. sample of the task distribution restricted to its own keys
+    (a small problem kind, e.g. mc's 100 sums, repeats its keys within a side). Drawing each side from what the previous ones left, as before, skewed the small problem kinds:
+    validation then lacked the kinds train had used up, so it could not stand in for test."""
+    salt = int(rng.integers(2**31))
+
+    def side_of(key) -> str:
+        u = int(hashlib.sha256(f"{salt}:{key}".encode()).hexdigest()[:12], 16) / 16**12
+        return "test" if u < HELD_OUT else "val" if u < 2 * HELD_OUT else "train"
+
+    out = {}
+    for name, want in (("test", n_test), ("train", n_train), ("val", n_val)):
+        got, tries = [], 0
         while len(got) < want:
             tries += 1
             if tries > 50 * want + 1000:
-                raise ValueError(f"cannot draw {want} unique {name} examples; the space is too small")
+                raise ValueError(f"cannot draw {want} {name} examples: too few problem keys fall on that side")
             key, rec = draw(rng)
-            if key in seen:
-                continue
-            seen.add(key)
-            got[key] = rec
-    return {name: list(sides[name][0].values()) for name in ("train", "val", "test") if name != "val" or n_val}
+            if side_of(key) == name:
+                got.append(rec)
+        out[name] = got
+    return {name: out[name] for name in ("train", "val", "test") if name != "val" or n_val}
 
 
 # ---- math -------------------------------------------------------------------------------
@@ -140,7 +151,7 @@ def make_math(n_train: int, n_test: int, seed: int = 0, n_ops=(2, 3), ops: str =
                       "level": k}
 
     out = {}
-    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
+    for side, recs in _split_by_key(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
         df = pd.DataFrame(recs, columns=["problem", "solution", "answer", "subject", "level"])
         df.insert(0, "unique_id", [f"mini_math/{side}/{i:05d}" for i in range(len(df))])
         df["prompt"], df["response"] = df["problem"], df["solution"]
@@ -204,7 +215,7 @@ def make_code(n_train: int, n_test: int, seed: int = 0, n_steps=(2, 3), ops=None
 
     out = {}
     offset = {"test": 1, "train": n_test + 1, "val": n_test + n_train + 1}
-    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
+    for side, recs in _split_by_key(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
         df = pd.DataFrame(recs, columns=["text", "code", "test_list", "test_setup_code", "challenge_test_list"])
         df.insert(0, "task_id", np.arange(len(df), dtype=np.int64) + offset[side])
         df["prompt"], df["response"] = "def f(x): " + df["text"], df["code"]
@@ -265,7 +276,7 @@ def make_mc(n_train: int, n_test: int, seed: int = 0, max_value: int = 99, answe
         raise ValueError(f"mc answer must be letter|text, got {answer!r}")
     out = {}
     draw = lambda rng: _mc_draw(rng, max_value)  # noqa: E731
-    for side, recs in _split_unique(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
+    for side, recs in _split_by_key(draw, n_train, n_test, np.random.default_rng(seed), n_val).items():
         df = pd.DataFrame(recs, columns=["question", "choices", "labels", "answer_key", "answer_index"])
         df.insert(0, "id", [f"mini_mc/{side}/{i:05d}" for i in range(len(df))])
         if answer == "letter":
