@@ -279,12 +279,17 @@ def test_rm_mix_rows_plain_mdm_and_all_mask_answers():
     assert abs(float(total) - (8 * parts["mdm"] + 24 * parts["total"]) / 32) < 1e-5
 
 
+def _data_and_base(cfg, tmp_path):
+    """The mini pairs and a base pre-trained on them: (pairs path, base model.json)."""
+    text_data.make_data(cfg, 0, str(tmp_path / "data" / "train_pairs.parquet"), str(tmp_path / "data" / "tasks.json"))
+    pairs, base = str(tmp_path / "data/train_pairs.parquet"), str(tmp_path / "base/model.json")
+    text_train.prepare_base(cfg, 0, pairs, base)
+    return pairs, base
+
+
 def test_probe_cache_recomputed_when_settings_change(tmp_path):
     cfg = mini_cfg()
-    text_data.make_data(cfg, 0, str(tmp_path / "data" / "train_pairs.parquet"), str(tmp_path / "data" / "tasks.json"))
-    pairs = str(tmp_path / "data/train_pairs.parquet")
-    base = str(tmp_path / "base/model.json")
-    text_train.prepare_base(cfg, 0, pairs, base)
+    pairs, base = _data_and_base(cfg, tmp_path)
     out = str(tmp_path / "topk.parquet")
     assert text_probe.probe(cfg, base, pairs, out)
     assert not text_probe.probe(cfg, base, pairs, out)
@@ -304,10 +309,7 @@ def test_probe_drafts_are_the_base_decoding_one_token_per_step_and_feed_rm(tmp_p
     cfg = mini_cfg()
     G = cfg["layout"]["gen_length"]
     cfg["probe"].update(draft_share=0.5, draft_steps=G, batch_size=1)  # batch 1 as the naive loop: same float sums
-    text_data.make_data(cfg, 0, str(tmp_path / "data" / "train_pairs.parquet"), str(tmp_path / "data" / "tasks.json"))
-    pairs = str(tmp_path / "data/train_pairs.parquet")
-    base = str(tmp_path / "base/model.json")
-    text_train.prepare_base(cfg, 0, pairs, base)
+    pairs, base = _data_and_base(cfg, tmp_path)
     out = str(tmp_path / "topk.parquet")
     assert text_probe.probe(cfg, base, pairs, out)
     assert text_probe.read_probe_fingerprint(out)["probe"]["draft_steps"] == G
@@ -362,10 +364,7 @@ def test_rm_training_resumes_to_the_same_weights(tmp_path):
 
     cfg = mini_cfg()
     cfg["finetune"]["train"].update(steps=3, checkpoint_every=1)
-    text_data.make_data(cfg, 0, str(tmp_path / "data" / "train_pairs.parquet"), str(tmp_path / "data" / "tasks.json"))
-    pairs = str(tmp_path / "data/train_pairs.parquet")
-    base = str(tmp_path / "base/model.json")
-    text_train.prepare_base(cfg, 0, pairs, base)
+    pairs, base = _data_and_base(cfg, tmp_path)
     probe = str(tmp_path / "topk.parquet")
     text_probe.probe(cfg, base, pairs, probe)
     whole = tmp_path / "whole/model.json"
