@@ -28,11 +28,14 @@ from rm_core.pipeline.text.evaluate import _grader, doc_batches, generation_docs
 
 
 @torch.no_grad()
-def accuracy(cfg: dict, model, tok, sampler: str, info: dict, split: str, limit: int | None) -> dict:
-    """{task: accuracy %} of one model and sampler over the generation docs of ``split``."""
+def accuracy(cfg: dict, model, tok, sampler: str, info: dict, split: str, limit: int | None,
+             tasks: list[str] | None = None) -> dict:
+    """{task: accuracy %} of one model and sampler over the generation docs of ``split`` (``tasks``: only those)."""
     lm = make_lm(model, tok, cfg, sampler)
     out = {}
     for task, docs in generation_docs(info, limit, split).items():
+        if tasks and task not in tasks:
+            continue
         grade, ok = _grader(task), []
         for _, part, x0, ed, at, width in doc_batches(cfg, tok, lm, docs):
             x, _ = lm._sample(x0, ed, at)
@@ -51,6 +54,7 @@ def main() -> None:
     ap.add_argument("--budgets", type=int, nargs="+", default=[8, 12, 19, 38])
     ap.add_argument("--models", nargs="+", default=None, help="model folders under text/models (default: all)")
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--tasks", nargs="+", default=None, help="generation tasks to decode (default: all)")
     ap.add_argument("--out", default=None, help="append the rows as JSON lines here")
     args = ap.parse_args()
     cfg0 = load_config(*args.config)["text"]
@@ -74,7 +78,7 @@ def main() -> None:
                 runs.append(("low_confidence", f"{F} steps", merge(cfg0, {"eval": {"low_confidence": {"steps": F}}})))
             for sampler, label, c in runs:
                 row = {"model": name, "budget": F, "decoding": label, "split": args.split,
-                       **accuracy(c, model, tok, sampler, info, args.split, args.limit)}
+                       **accuracy(c, model, tok, sampler, info, args.split, args.limit, args.tasks)}
                 print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
                 if args.out:
                     with open(args.out, "a") as f:
