@@ -65,8 +65,9 @@ def _split_by_key(draw: Callable, n_train: int, n_test: int, rng: np.random.Gene
     hash of it (``HELD_OUT`` of the keys each for test and validation, reserved whether or not a
     validation side is drawn, so train and test do not depend on ``n_val``): no key is on two
     sides, and every side is an i.i.d. sample of the task distribution restricted to its own keys
-    (a small problem kind, e.g. mc's 100 sums, repeats its keys within a side). Drawing each side from what the previous ones left, as before, skewed the small problem kinds:
-    validation then lacked the kinds train had used up, so it could not stand in for test."""
+    (a small problem kind, e.g. mc's 100 sums, repeats its keys within a side). Drawing each side
+    from what the previous ones left, as before, skewed the small problem kinds: validation then
+    lacked the kinds train had used up, so it could not stand in for test."""
     salt = int(rng.integers(2**31))
 
     def side_of(key) -> str:
