@@ -394,3 +394,15 @@ def test_table3_interval_is_over_seeds_and_problems():
         lo, hi = (float(x) for x in row[f"{fam} 95% CI"].strip("[]").split(","))
         assert lo < row[f"{fam} (ours)"] < hi
         assert half_width[0] < (hi - lo) / 2 < half_width[1], (fam, lo, hi)  # RM's seeds are 60 points apart
+    sft, rm = row["Vanilla SFT (ours)"], row["RM (ours)"]
+    gap = f"RM − SFT {rm - sft:+.1f}; paper {row['RM (paper)'] - row['Vanilla SFT (paper)']:+.1f}"
+    want = "holds" if rm > sft > row["LLaDA (ours)"] else "does not hold"
+    assert row["RM > SFT > LLaDA (paper's claim)"] == f"{want} ({gap})"
+
+
+def test_table3_states_whether_the_papers_ordering_holds():
+    info = {"kind": "mini", "table3": {"MATH500": "mini_math"}}
+    for accs, want in (((0.2, 0.3, 0.4), "holds"), ((0.2, 0.4, 0.3), "does not hold"), ((0.35, 0.3, 0.4), "does not hold")):
+        summaries = {n: {"results": {"mini_math": {"math_verify": a}}} for n, a in zip(("base", "sft_s0", "rm_s0"), accs)}
+        verdict = text_report.table3_rows(summaries, info).iloc[0]["RM > SFT > LLaDA (paper's claim)"]
+        assert verdict.startswith(want + " (RM − SFT "), verdict

@@ -63,6 +63,15 @@ def accuracy_interval(samples: pd.DataFrame, names: list[str], reps: int = 1000)
     return f"[{lo:.1f}, {hi:.1f}]"
 
 
+def ordering_verdict(r: dict) -> str:
+    """Whether our means keep the paper's ordering RM > vanilla SFT > LLaDA on a row, with the RM − SFT
+    gap beside the paper's: a missed target is stated in the table, not only in the README."""
+    base, sft, rm = (r[f"{MODEL_LABELS[f]} (ours)"] for f in ("base", "sft", "rm"))
+    gap, paper_gap = rm - sft, r["RM (paper)"] - r["Vanilla SFT (paper)"]
+    holds = "holds" if rm > sft > base else "does not hold"
+    return f"{holds} (RM − SFT {gap:+.1f}; paper {paper_gap:+.1f})"
+
+
 def table3_rows(summaries: dict, info: dict, samples: pd.DataFrame | None = None) -> pd.DataFrame:
     """Per benchmark: each family's accuracy (mean over seeds), its 95 % interval over seeds and
     problems (from the per-sample ``samples``), the per-seed values and the paper's number."""
@@ -83,9 +92,11 @@ def table3_rows(summaries: dict, info: dict, samples: pd.DataFrame | None = None
             if fam != "base":
                 r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(
                     f"s{_seed(n)}: {v:.1f}" for n, v in zip(names, vals))
+        r["RM > SFT > LLaDA (paper's claim)"] = ordering_verdict(r)
         rows[label] = r
     cols = ["LLaDA (ours)", "LLaDA 95% CI", "LLaDA (paper)", "Vanilla SFT (ours)", "Vanilla SFT 95% CI",
-            "Vanilla SFT (paper)", "RM (ours)", "RM 95% CI", "RM (paper)", "Vanilla SFT per seed", "RM per seed"]
+            "Vanilla SFT (paper)", "RM (ours)", "RM 95% CI", "RM (paper)", "RM > SFT > LLaDA (paper's claim)",
+            "Vanilla SFT per seed", "RM per seed"]
     return pd.DataFrame.from_dict(rows, orient="index")[cols]
 
 
