@@ -26,8 +26,19 @@ from rm_core.method import merge
 from rm_core.pipeline.text import probe as text_probe
 from rm_core.pipeline.text import train as text_train
 from rm_core.pipeline.text.evaluate import evaluate
-from rm_core.pipeline.text.report import METRIC
+from rm_core.pipeline.text.report import model_family, model_seed, task_score
 from text_remask import remask_rates
+
+
+def val_scores(results: dict) -> dict:
+    """{task: accuracy %} from lm-eval results, with Table 3's metric per task."""
+    return {t: round(task_score({"results": results}, t), 2) for t in results}
+
+
+def emit(row: dict, out: str) -> None:
+    print(json.dumps(row), flush=True)
+    with open(out, "a") as f:
+        f.write(json.dumps(row) + "\n")
 
 
 def run_variant(cfg: dict, name: str, seed: int, root: Path, work: Path, limit: int | None) -> dict:
@@ -45,9 +56,7 @@ def run_variant(cfg: dict, name: str, seed: int, root: Path, work: Path, limit: 
     model.eval()
     info = json.loads(Path(tasks).read_text())
     remask = remask_rates(cfg, model, tok, info, "val", limit)
-    row = {"variant": name, "seed": seed, "split": "val"}
-    for task, r in res.items():
-        row[task] = round(100.0 * next(r[k] for k in METRIC if k in r), 2)
+    row = {"variant": name, "seed": seed, "split": "val", **val_scores(res)}
     for task, r in remask.items():
         row.update({f"{task}_{k}": round(v, 2) for k, v in r.items() if k != "n"})
     return row
@@ -72,19 +81,12 @@ def main() -> None:
         res = evaluate(cfg0, str(root / "models" / name / "model.json"), name, "low_confidence",
                        str(root / "data" / "tasks.json"), str(work / name / "val_samples.parquet"),
                        str(work / name / "val_summary.json"), split="val", limit=args.limit)
-        row = {"variant": name.split("_s")[0], "seed": int(name.split("_s")[1]) if "_s" in name else None, "split": "val",
-               **{t: round(100.0 * next(r[k] for k in METRIC if k in r), 2) for t, r in res.items()}}
-        print(json.dumps(row), flush=True)
-        with open(args.out, "a") as f:
-            f.write(json.dumps(row) + "\n")
+        emit({"variant": model_family(name), "seed": model_seed(name), "split": "val", **val_scores(res)}, args.out)
     for spec in args.variant:
         name, _, overlay = spec.partition("=")
         cfg = merge(cfg0, json.loads(overlay or "{}"))
         for seed in args.seeds:
-            row = {**run_variant(cfg, name, seed, root, work, args.limit), "overlay": json.loads(overlay or "{}")}
-            print(json.dumps(row), flush=True)
-            with open(args.out, "a") as f:
-                f.write(json.dumps(row) + "\n")
+            emit({**run_variant(cfg, name, seed, root, work, args.limit), "overlay": json.loads(overlay or "{}")}, args.out)
 
 
 if __name__ == "__main__":

@@ -26,11 +26,11 @@ MODEL_LABELS = {"base": "LLaDA", "sft": "Vanilla SFT", "rm": "RM"}
 METRIC = {"math_verify": "math", "pass_at_1": "code", "acc": "mc"}
 
 
-def _family(name: str) -> str:
+def model_family(name: str) -> str:
     return name.split("_s")[0]
 
 
-def _seed(name: str):
+def model_seed(name: str):
     m = re.search(r"_s(\d+)$", name)
     return int(m.group(1)) if m else None
 
@@ -43,7 +43,7 @@ def load_summaries(paths: list[str]) -> dict:
     return out
 
 
-def _score(summary: dict, task: str) -> float:
+def task_score(summary: dict, task: str) -> float:
     res = summary["results"].get(task, {})
     for k in ("math_verify", "pass_at_1", "acc"):
         if k in res:
@@ -83,15 +83,15 @@ def table3_rows(summaries: dict, info: dict, samples: pd.DataFrame | None = None
         label = row if info["kind"] != "mini" else f"{row} (mini: {task})"
         r = {}
         for fam in ("base", "sft", "rm"):
-            names = sorted(n for n in summaries if _family(n) == fam)
-            vals = [_score(summaries[n], task) for n in names]
+            names = sorted(n for n in summaries if model_family(n) == fam)
+            vals = [task_score(summaries[n], task) for n in names]
             r[f"{MODEL_LABELS[fam]} (ours)"] = float(np.mean(vals)) if vals else float("nan")
             r[f"{MODEL_LABELS[fam]} (paper)"] = float(PAPER_TABLE3.loc[row, fam])
             r[f"{MODEL_LABELS[fam]} 95% CI"] = (accuracy_interval(samples[samples["task"] == task], names)
                                                 if samples is not None else "")
             if fam != "base":
                 r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(
-                    f"s{_seed(n)}: {v:.1f}" for n, v in zip(names, vals))
+                    f"s{model_seed(n)}: {v:.1f}" for n, v in zip(names, vals))
         r["RM > SFT > LLaDA (paper's claim)"] = ordering_verdict(r)
         rows[label] = r
     cols = ["LLaDA (ours)", "LLaDA 95% CI", "LLaDA (paper)", "Vanilla SFT (ours)", "Vanilla SFT 95% CI",
@@ -120,7 +120,7 @@ def table4_rows(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
     from ...tables import PAPER_TABLE4
 
     s = subject_frame(samples, info)
-    s["family"] = s["model"].map(_family)
+    s["family"] = s["model"].map(model_family)
     present = set(s["subject"].dropna())
     order = [n for n in (info.get("subjects") or {}).get("names", {}).values() if n in present]
     out = {}
@@ -133,7 +133,7 @@ def table4_rows(samples: pd.DataFrame, info: dict) -> pd.DataFrame:
             r[f"{MODEL_LABELS[fam]} 95% CI"] = accuracy_interval(part, list(per_seed.index))
             r[f"{MODEL_LABELS[fam]} (paper)"] = (float(PAPER_TABLE4.loc[fam, subject]) if subject in PAPER_TABLE4.columns
                                                  else float("nan"))
-            r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(f"s{_seed(m)}: {v:.1f}" for m, v in per_seed.items())
+            r[f"{MODEL_LABELS[fam]} per seed"] = ", ".join(f"s{model_seed(m)}: {v:.1f}" for m, v in per_seed.items())
         r["n problems"] = str(part[part["family"] == "sft"]["prompt_id"].nunique())
         out[subject] = r
     for subject in PAPER_TABLE4.columns:  # the paper's subjects that are not ours (mini scale)
@@ -160,10 +160,10 @@ def scaling_panels(curve: pd.DataFrame, results: dict) -> list[dict]:
         curves = []
         for name, p in part.groupby("model", sort=True):
             p = p.sort_values("turns")
-            curves.append((f"RM seed {_seed(name)}", p["turns"], p["accuracy"]))
+            curves.append((f"RM seed {model_seed(name)}", p["turns"], p["accuracy"]))
         refs = []
         for fam, ls in (("sft", "--"), ("base", ":")):
-            vals = [_score(results[n], task) for n in results if _family(n) == fam]
+            vals = [task_score(results[n], task) for n in results if model_family(n) == fam]
             if vals:
                 refs.append((f"{MODEL_LABELS[fam]} (low-confidence){' mean' if len(vals) > 1 else ''}",
                              float(np.mean(vals)), "grey" if fam == "base" else "black", ls))
@@ -251,7 +251,7 @@ def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: lis
     T = int(cfg["rm"]["T"])
     ft = cfg["finetune"]["train"]
     ev = cfg["eval"]
-    seeds = sorted({_seed(n) for n in results if _seed(n) is not None})
+    seeds = sorted({model_seed(n) for n in results if model_seed(n) is not None})
     n_docs = {t: int(per_doc[(per_doc["task"] == t) & (per_doc["model"] == "base")].shape[0])
               for t in info["table3"].values()}
     bb = cfg["backbone"]
@@ -314,8 +314,8 @@ def validation_table(scale: str, summaries: list[str], table: str) -> pd.DataFra
     if bad:
         raise ValueError(f"validation table: {bad} were not evaluated on the validation split")
     tasks = sorted({t for s in results.values() for t in s["results"]})
-    per_model = pd.DataFrame({n: {t: _score(s, t) for t in tasks} for n, s in sorted(results.items())}).T
-    fams = {f: [n for n in per_model.index if _family(n) == f] for f in ("base", "sft", "rm")}
+    per_model = pd.DataFrame({n: {t: task_score(s, t) for t in tasks} for n, s in sorted(results.items())}).T
+    fams = {f: [n for n in per_model.index if model_family(n) == f] for f in ("base", "sft", "rm")}
     means = pd.DataFrame({f"{MODEL_LABELS[f]}, mean of {len(ns)}": per_model.loc[ns].mean()
                           for f, ns in fams.items() if ns}).T
     df = pd.concat([per_model, means])
