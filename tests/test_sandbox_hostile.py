@@ -420,6 +420,18 @@ def cmdline(pid: int) -> str:
         return f"{pid} (gone)"
 
 
+def test_an_interpreter_started_by_a_relative_path_still_runs_in_the_sandbox(tmp_path):
+    """python started as e.g. ../.venv/bin/python from a folder the sandbox does not mount (it
+    failed: bwrap 'execvp ../.venv/bin/python: No such file')."""
+    root = Path(__file__).resolve().parents[1]
+    rel = os.path.relpath(sys.executable, tmp_path)
+    assert rel.startswith("..")
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); from rm_core.metrics.code_sandbox import run_tests; "
+            "ok = run_tests('def f(x):\\n    return x + 1\\n', ['assert f(1) == 2']); print(ok.passed)")
+    r = subprocess.run([rel, "-c", code, str(root)], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert r.stdout.split() == ["True"], r.stdout + r.stderr[-2000:]
+
+
 def test_an_interpreter_installed_under_tmp_still_runs_in_the_sandbox(tmp_path):
     """A checkout (and its venv) under the host's /tmp, as a CI clone may be: the sandbox's private
     /tmp must not hide the interpreter (it did: bwrap 'execvp .../bin/python: No such file')."""

@@ -450,7 +450,9 @@ def run_program(code: str, probes: list[Probe], timeout: float = 10.0, memory_mb
             cmd, cwd = [sys.executable, "-I", "-B", "-c", _RUNNER], tmp
         else:
             env, cwd = {}, "/"
-            cmd = [*_bwrap_cmd(_bwrap(), disk_mb), sys.executable, "-I", "-B", "-c", _RUNNER]
+            # absolute: a relative interpreter path (python started as ../.venv/bin/python) names host
+            # folders the sandbox does not mount, or resolves against the sandbox's own cwd
+            cmd = [*_bwrap_cmd(_bwrap(), disk_mb), os.path.abspath(sys.executable), "-I", "-B", "-c", _RUNNER]
             if os.geteuid() == 0:
                 cg = _new_cgroup(max_procs)
                 cmd = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cg / "cgroup.procs"), *cmd]
