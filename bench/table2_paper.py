@@ -42,6 +42,8 @@ PAPER_COLS = {"exact": "Exact Acc (%)", "valid": "Valid Rate (%)", "replay": "Re
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="config/paper.yaml")
+    ap.add_argument("--overlay", nargs="*", default=[],
+                    help="YAML files merged over --config in order (e.g. config/sudoku_cpu.yaml, a CPU schedule)")
     ap.add_argument("--variants", nargs="+", default=None)
     ap.add_argument("--seeds", nargs="+", type=int, default=None)
     ap.add_argument("--stop-after", type=int, default=None, help="steps to run of the config's schedule")
@@ -54,7 +56,7 @@ def main():
                     help="stop at the first validation point after this many seconds (a CPU session's budget)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    cfg = load_config(args.config)["sudoku"]
+    cfg = load_config(args.config, *args.overlay)["sudoku"]
     variants, seeds = args.variants or list(cfg["variants"]), args.seeds or list(cfg["seeds"])
     work, out = Path(args.work), Path(args.out)
     tr, te, va = work / "data/train.parquet", work / "data/test.parquet", work / "data/val.parquet"
@@ -112,7 +114,7 @@ def main():
     final["hardware"] = hardware
     final = final.drop(columns="split")
     write_text(final.to_csv(index=False), f"{out}.csv")
-    lines = [f"# Table 2 at paper scale (9x9, config/paper.yaml) — {steps} of {cfg['train']['steps']} scheduled steps",
+    lines = [f"# Table 2 at paper scale (9x9, {' + '.join([args.config, *args.overlay])}) — {steps} of {cfg['train']['steps']} scheduled steps",
              "", f"Measured on {hardware}; trained with `python bench/table2_paper.py {' '.join(__import__('sys').argv[1:])}`."
              f" Test: {cfg['n_test'] * cfg.get('test_corruptions', 1)} boards with {cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} "
              f"wrong digits, T = {cfg['rm']['eval']['turns']} turns, batch {cfg['train']['batch_size']}. Paper numbers beside ours; ours are from a run",

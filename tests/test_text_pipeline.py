@@ -84,7 +84,7 @@ def _run_track(cfg, work: Path, limit: int):
     tables = work / "tables"
     t3, t4 = text_report.report(
         cfg, "test", str(d / "tasks.json"), [str(ev / f"{n}.json") for n in refs], [str(ev / f"{n}.parquet") for n in refs],
-        [str(ev / "rm_s0_scaling.parquet")], str(ev / "rm_s0_trajectories.parquet"), str(tables / "table3.md"),
+        [str(ev / "rm_s0_scaling.parquet")], [str(ev / "rm_s0_trajectories.parquet")], str(tables / "table3.md"),
         str(tables / "table4.md"), str(work / "figures/text_turns.png"), str(work / "figures/text_trajectory.png"))
     return info, refs, t3, t4
 
@@ -406,3 +406,26 @@ def test_table3_states_whether_the_papers_ordering_holds():
         summaries = {n: {"results": {"mini_math": {"math_verify": a}}} for n, a in zip(("base", "sft_s0", "rm_s0"), accs)}
         verdict = text_report.table3_rows(summaries, info).iloc[0]["RM > SFT > LLaDA (paper's claim)"]
         assert verdict.startswith(want + " (RM − SFT "), verdict
+
+
+def test_revision_figure_shows_a_repair_from_any_rm_seed_and_counts_them():
+    """The Fig. 4 example is an answer wrong in its first state and right at turn T after a token
+    was re-masked and changed, searched over every RM model; the counts are per model."""
+    M = 9  # mask id; G = 3 answer positions, T = 2 turns
+
+    def row(model, states, correct):
+        return {"model": model, "task": "mini_math", "prompt_id": f"{model}/{len(states)}", "prompt": "p",
+                "prompt_len": 1, "gen_length": 3, "states": [v for s in states for v in s], "correct": correct}
+
+    kept_right = row("rm_s0", [[1, 2, 3], [1, 2, 3], [1, 2, 3]], [True, True, True])
+    remask_no_change = row("rm_s0", [[1, 2, 3], [1, M, 3], [1, 2, 3]], [True, True, True])
+    changed_right_all_along = row("rm_s1", [[1, 2, 3], [M, 2, 3], [4, 2, 3]], [True, True, True])
+    repaired = row("rm_s1", [[1, 2, 5], [1, 2, M], [1, 2, 3]], [False, False, True])
+    broken = row("rm_s1", [[1, 2, 3], [1, 2, M], [1, 2, 5]], [True, True, False])
+    traj = pd.DataFrame([kept_right, remask_no_change, changed_right_all_along, repaired, broken])
+    assert text_report.pick_example(traj, M, 2)["states"] == repaired["states"]
+    # without the repair, a correct answer with a changed token beats one whose re-mask changed nothing
+    no_repair = traj.drop(index=3)
+    assert text_report.pick_example(no_repair, M, 2)["states"] == changed_right_all_along["states"]
+    counts = text_report.repair_counts(traj, 2)
+    assert "| rm_s0 | 2 | 0 | 0 |" in counts and "| rm_s1 | 3 | 1 | 1 |" in counts

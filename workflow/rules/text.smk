@@ -195,7 +195,7 @@ rule table3_4:
         summaries=expand(f"{TX}/eval/{{model}}.json", model=TEXT_MODELS),
         samples=expand(f"{TX}/eval/{{model}}.parquet", model=TEXT_MODELS),
         scaling=expand(f"{TX}/eval/{{model}}_scaling.parquet", model=TEXT_RM),
-        trajectories=f"{TX}/eval/{TEXT_RM[0]}_trajectories.parquet",
+        trajectories=expand(f"{TX}/eval/{{model}}_trajectories.parquet", model=TEXT_RM),
         models=expand(f"{TX}/models/{{model}}/model.json", model=TEXT_MODELS),
     output:
         **{k: report(v, **TEXT_IN_REPORT[k]) if k in TEXT_IN_REPORT else v for k, v in TEXT_REPORT.items()},

@@ -181,9 +181,10 @@ def _changes(states: np.ndarray, mask_id: int):
 
 
 def pick_example(traj: pd.DataFrame, mask_id: int, T: int):
-    """The most instructive example: one that ends correct at T after re-masking a token that then
-    changed (a repair); else a correct one with re-masks; else the one with the most re-masks.
-    Ties go to the first task (math) and the first doc."""
+    """The most instructive example (the paper's Fig. 4): one that is wrong in its first state and
+    correct at turn T after re-masking a token that then changed (a repair); else one that ends
+    correct after such a change; else a correct one with re-masks; else the one with the most
+    re-masks. Ties go to the first task (math) and the first row."""
     best, best_key = None, None
     tasks = list(dict.fromkeys(traj["task"]))
     for i, r in traj.reset_index(drop=True).iterrows():
@@ -198,11 +199,25 @@ def pick_example(traj: pd.DataFrame, mask_id: int, T: int):
             vis = [(s, v) for s, v in enumerate(col) if v != mask_id]
             fixed += sum(1 for (s1, a), (s2, b) in zip(vis, vis[1:]) if a != b and s2 > s1 + 1)
         correct = bool(r["correct"][last])
-        key = (correct and fixed > 0, correct and n_remask > 0, n_remask > 0, correct, -tasks.index(r["task"]),
-               fixed, n_remask)
+        repaired = correct and fixed > 0 and not r["correct"][0]
+        key = (repaired, correct and fixed > 0, correct and n_remask > 0, n_remask > 0, correct,
+               -tasks.index(r["task"]), fixed, n_remask)
         if best_key is None or key > best_key:
             best, best_key = r, key
     return best
+
+
+def repair_counts(traj: pd.DataFrame, T: int) -> str:
+    """How often the shown kind of event happens: per RM model, of its answers, how many are wrong
+    in the first state and right at turn T (repaired) and how many the reverse (broken)."""
+    lines = [f"How the example was chosen: among the trajectories of every RM model, an answer repaired "
+             f"(wrong in the first state, right at turn {T}) is shown first. How often each happens:", "",
+             "| model | answers | repaired | broken |", "|---|---|---|---|"]
+    for name, g in traj.groupby("model", sort=True):
+        first = g["correct"].map(lambda c: bool(c[0]))
+        last = g["correct"].map(lambda c: bool(c[min(T, len(c) - 1)]))
+        lines.append(f"| {name} | {len(g)} | {int((~first & last).sum())} | {int((first & ~last).sum())} |")
+    return "\n".join(lines) + "\n"
 
 
 def render_trajectory(row, tok, T: int) -> tuple[list[list[tuple[str, str]]], str]:
@@ -240,7 +255,7 @@ def render_trajectory(row, tok, T: int) -> tuple[list[list[tuple[str, str]]], st
 
 
 def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: list[str], scaling: list[str],
-           trajectories: str, table3: str, table4: str, fig_scaling: str, fig_trajectory: str):
+           trajectories: list[str], table3: str, table4: str, fig_scaling: str, fig_trajectory: str):
     from ...tables import write_table
 
     table3_stem, table4_stem, scaling_stem, traj_stem = (Path(p).with_suffix("") for p in
@@ -285,12 +300,13 @@ def report(cfg: dict, scale: str, tasks: str, summaries: list[str], samples: lis
     curve = pd.concat([read_parquet(p) for p in scaling], ignore_index=True)
     figures.turn_panels(scaling_panels(curve, results), T, scaling_stem,
                         f"Text ({scale}): accuracy vs RM turns (test-time scaling)")
-    traj = read_parquet(trajectories)
-    tok = _tokenizer_for(cfg, results, trajectories)
+    traj = pd.concat([read_parquet(p) for p in trajectories], ignore_index=True)  # every RM seed
+    tok = _tokenizer_for(cfg, results, trajectories[0])  # one base, one tokenizer for all seeds
     row = pick_example(traj, tok.mask_id, T)
     lines, md = render_trajectory(row, tok, T)
     figures.token_trajectory(lines, f"{row['model']} on {row['task']}: {row['prompt']!r}", traj_stem)
-    write_text(f"# One RM revision trajectory ({scale})\n\n" + md, traj_stem.with_suffix(".md"))
+    write_text(f"# One RM revision trajectory ({scale})\n\n" + md + "\n" + repair_counts(traj, T),
+               traj_stem.with_suffix(".md"))
     return t3, t4
 
 
