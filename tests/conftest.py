@@ -1,5 +1,8 @@
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -8,6 +11,9 @@ import torch
 torch.set_num_threads(1)
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+if "HF_HOME" not in os.environ:  # one scratch HF home per test session, removed at exit
+    os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="hf_home_")
+    atexit.register(shutil.rmtree, os.environ["HF_HOME"], True)
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 SHARED = ROOT.parent / "shared"

@@ -2,10 +2,6 @@
 
 import json
 import math
-import os
-import tempfile
-
-os.environ.setdefault("HF_HOME", tempfile.mkdtemp(prefix="hf_home_"))
 
 import pytest
 import torch
