@@ -20,6 +20,8 @@ import json
 import logging
 from pathlib import Path
 
+import torch
+
 from rm_core.backbones.load import load_reference
 from rm_core.config import load_config
 from rm_core.method import merge
@@ -72,9 +74,11 @@ def main() -> None:
                     help="DAG models decoded with the low-confidence sampler on validation too (e.g. base sft_s0)")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--limit", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads of this process (1, as the DAG's jobs run)")
     ap.add_argument("--out", required=True, help="append one JSON line per variant and seed here")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
+    torch.set_num_threads(args.threads)
     cfg0 = load_config(*args.config)["text"]
     root, work = Path(args.results) / "text", Path(args.work)
     for name in args.baselines:
