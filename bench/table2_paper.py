@@ -52,6 +52,7 @@ def main():
     ap.add_argument("--work", default="results/bench/table2_paper")
     ap.add_argument("--out", default="docs/results/table2_paper")
     ap.add_argument("--save-min-exact", type=float, default=50.0)
+    ap.add_argument("--save-suffix", default="", help="checkpoint folders <variant>_s<seed><suffix> (keeps another schedule's)")
     ap.add_argument("--max-wall-s", type=float, default=None,
                     help="stop at the first validation point after this many seconds (a CPU session's budget)")
     args = ap.parse_args()
@@ -117,8 +118,9 @@ def main():
     lines = [f"# Table 2 at paper scale (9x9, {' + '.join([args.config, *args.overlay])}) — {steps} of {cfg['train']['steps']} scheduled steps",
              "", f"Measured on {hardware}; trained with `python bench/table2_paper.py {' '.join(__import__('sys').argv[1:])}`."
              f" Test: {cfg['n_test'] * cfg.get('test_corruptions', 1)} boards with {cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} "
-             f"wrong digits, T = {cfg['rm']['eval']['turns']} turns, batch {cfg['train']['batch_size']}. Paper numbers beside ours; ours are from a run",
-             f"truncated at {steps} steps, NOT the converged numbers.", "",
+             f"wrong digits, T = {cfg['rm']['eval']['turns']} turns, batch {cfg['train']['batch_size']}. Paper numbers beside ours; "
+             + ("the schedule ran to its end." if steps >= cfg["train"]["steps"] else
+                f"ours are from a run truncated at {steps} steps, NOT the converged numbers."), "",
              "| Variant | seed | steps | Exact (ours) | Exact (paper) | Valid (ours) | Valid (paper) | Replay % (ours) | "
              "Replay % (paper) | Conflicts (ours) | Conflicts (paper) | wall s |", "|" + "---|" * 12]
     for _, r in final.iterrows():
@@ -129,7 +131,7 @@ def main():
     write_text("\n".join(lines), f"{out}.md")
     for (v, s), (_, r) in zip(runs, final.iterrows()):
         if r["exact"] >= args.save_min_exact:
-            dst = out.parent / "sudoku9" / f"{v}_s{s}"
+            dst = out.parent / "sudoku9" / f"{v}_s{s}{args.save_suffix}"
             dst.mkdir(parents=True, exist_ok=True)
             for f in ("model.safetensors", "config.json", "run.json"):
                 shutil.copy(work / "models" / f"{v}_s{s}" / f, dst / f)
