@@ -10,6 +10,9 @@ docs/results/sudoku9/<variant>_s<seed>/ (model.safetensors + config.json + run.j
 
     python bench/table2_paper.py --config config/paper.yaml --variants rm_no_hr rm_hr_decay_her \
         --seeds 0 --stop-after 1000 --every 200
+
+Runs made in separate processes (one variant per core, each with its own ``--work`` and ``--out``)
+are joined into one table, curve and Markdown with ``--merge PREFIX ... --out OUT``.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import platform
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +43,49 @@ PAPER_COLS = {"exact": "Exact Acc (%)", "valid": "Valid Rate (%)", "replay": "Re
               "conflicts": "Conflict Cells / board"}
 
 
+def table_md(final: pd.DataFrame, cfg: dict, out: Path) -> str:
+    """Markdown of the test rows (one per variant x seed run), the paper's numbers beside ours."""
+    steps, sched = int(final["steps"].min()), int(final["schedule_steps"].max())
+    ended = bool((final["steps"] >= final["schedule_steps"]).all())
+    lines = [f"# Table 2 at paper scale (9x9, {' / '.join(final['config'].unique())}) — "
+             + (f"every run to the end of its {sched}-step schedule" if ended else f"{steps} of {sched} scheduled steps"), "",
+             f"Test: {cfg['n_test'] * cfg.get('test_corruptions', 1)} boards with {cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} "
+             f"wrong digits, T = {cfg['rm']['eval']['turns']} turns, batch {cfg['train']['batch_size']}. Paper numbers beside ours; "
+             + ("every schedule ran to its end." if ended else
+                "ours are from runs truncated before the end of their schedule, NOT the converged numbers."), "",
+             "| Variant | seed | steps | Exact (ours) | Exact (paper) | Valid (ours) | Valid (paper) | Replay % (ours) | "
+             "Replay % (paper) | Conflicts (ours) | Conflicts (paper) | wall s | hardware |", "|" + "---|" * 13]
+    for _, r in final.iterrows():
+        lines.append(f"| {VARIANT_NAMES.get(r['variant'], r['variant'])} | {r['seed']} | {r['steps']} | {r['exact']:.1f} | "
+                     f"{r['paper_exact']} | {r['valid']:.1f} | {r['paper_valid']} | {r['replay']:.2f} | {r['paper_replay']} | "
+                     f"{r['conflicts']:.3f} | {r['paper_conflicts']} | {r['wall_s']} | {r['hardware']} |")
+    lines += ["", "Commands (one per run; `--work` and `--out` only move the scratch and output files):", ""]
+    lines += [f"- `{c}`" for c in final["command"].unique()]
+    lines += ["", f"Validation curve (steps-to-accuracy): `{out.name}_curve.csv`.", ""]
+    return "\n".join(lines)
+
+
+def merge_runs(parts: list[str], out: Path, cfg: dict) -> pd.DataFrame:
+    """One table from runs made in separate processes (e.g. one variant per core): rows and curves
+    concatenated in the config's variant order, the Markdown rebuilt."""
+    final = pd.concat([pd.read_csv(f"{p}.csv") for p in parts], ignore_index=True)
+    missing = {"variant", "seed", "steps", "schedule_steps", "hardware", "config", "command"} - set(final.columns)
+    if missing:
+        raise SystemExit(f"--merge: {sorted(missing)} missing from the CSVs of {parts}")
+    curve = pd.concat([pd.read_csv(f"{p}_curve.csv") for p in parts], ignore_index=True)
+    dup = final[final.duplicated(["variant", "seed"], keep=False)]
+    if len(dup):
+        raise SystemExit(f"--merge: {sorted(set(zip(dup['variant'], dup['seed'])))} appear in more than one of {parts}")
+    order = {v: i for i, v in enumerate(cfg["variants"])}
+    final = final.sort_values(["variant", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c, ignore_index=True)
+    curve = curve.sort_values(["variant", "seed", "steps"], key=lambda c: c.map(order) if c.name == "variant" else c,
+                              ignore_index=True)
+    write_text(final.to_csv(index=False), f"{out}.csv")
+    write_text(curve.to_csv(index=False), f"{out}_curve.csv")
+    write_text(table_md(final, cfg, out), f"{out}.md")
+    return final
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--config", default="config/paper.yaml")
@@ -55,9 +102,14 @@ def main():
     ap.add_argument("--save-suffix", default="", help="checkpoint folders <variant>_s<seed><suffix> (keeps another schedule's)")
     ap.add_argument("--max-wall-s", type=float, default=None,
                     help="stop at the first validation point after this many seconds (a CPU session's budget)")
+    ap.add_argument("--merge", nargs="+", default=None, metavar="PREFIX",
+                    help="train nothing: merge the <PREFIX>.csv and <PREFIX>_curve.csv of earlier runs into --out")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.config, *args.overlay)["sudoku"]
+    if args.merge:
+        print(merge_runs(args.merge, Path(args.out), cfg).to_string(index=False))
+        return
     variants, seeds = args.variants or list(cfg["variants"]), args.seeds or list(cfg["seeds"])
     work, out = Path(args.work), Path(args.out)
     tr, te, va = work / "data/train.parquet", work / "data/test.parquet", work / "data/val.parquet"
@@ -113,22 +165,11 @@ def main():
         final[f"paper_{k}"] = [PAPER_TABLE2.loc[v, PAPER_COLS[k]] for v in final["variant"]]
     final["schedule_steps"] = cfg["train"]["steps"]
     final["hardware"] = hardware
+    final["config"] = " + ".join([args.config, *args.overlay])
+    final["command"] = "python bench/table2_paper.py " + " ".join(sys.argv[1:])
     final = final.drop(columns="split")
     write_text(final.to_csv(index=False), f"{out}.csv")
-    lines = [f"# Table 2 at paper scale (9x9, {' + '.join([args.config, *args.overlay])}) — {steps} of {cfg['train']['steps']} scheduled steps",
-             "", f"Measured on {hardware}; trained with `python bench/table2_paper.py {' '.join(__import__('sys').argv[1:])}`."
-             f" Test: {cfg['n_test'] * cfg.get('test_corruptions', 1)} boards with {cfg['test_wrong'][0]}-{cfg['test_wrong'][1]} "
-             f"wrong digits, T = {cfg['rm']['eval']['turns']} turns, batch {cfg['train']['batch_size']}. Paper numbers beside ours; "
-             + ("the schedule ran to its end." if steps >= cfg["train"]["steps"] else
-                f"ours are from a run truncated at {steps} steps, NOT the converged numbers."), "",
-             "| Variant | seed | steps | Exact (ours) | Exact (paper) | Valid (ours) | Valid (paper) | Replay % (ours) | "
-             "Replay % (paper) | Conflicts (ours) | Conflicts (paper) | wall s |", "|" + "---|" * 12]
-    for _, r in final.iterrows():
-        lines.append(f"| {VARIANT_NAMES.get(r['variant'], r['variant'])} | {r['seed']} | {r['steps']} | {r['exact']:.1f} | "
-                     f"{r['paper_exact']} | {r['valid']:.1f} | {r['paper_valid']} | {r['replay']:.2f} | {r['paper_replay']} | "
-                     f"{r['conflicts']:.3f} | {r['paper_conflicts']} | {r['wall_s']} |")
-    lines += ["", f"Validation curve (steps-to-accuracy): `{out.name}_curve.csv`.", ""]
-    write_text("\n".join(lines), f"{out}.md")
+    write_text(table_md(final, cfg, out), f"{out}.md")
     for (v, s), (_, r) in zip(runs, final.iterrows()):
         if r["exact"] >= args.save_min_exact:
             dst = out.parent / "sudoku9" / f"{v}_s{s}{args.save_suffix}"
