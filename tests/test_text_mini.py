@@ -1,6 +1,8 @@
 """Mini text tasks: self-consistent responses, disjoint splits, bounded lengths, the char tokenizer."""
 
+import os
 import re
+from pathlib import Path
 
 import pytest
 
@@ -101,3 +103,20 @@ def test_layout_train_matches_eval():
     with pytest.raises(ValueError):
         batch_layout(tok, ["x" * 20], 8, prompt_len=16)
     assert batch_layout(tok, ["x" * 20], 8, prompt_len=16, truncate=True)["truncated"].tolist() == [True]
+
+
+def test_every_mini_task_is_the_same_under_any_python_hash_seed():
+    """Each process gets its own PYTHONHASHSEED (str hashes, set order): the splits must not follow it.
+    They did for multiple choice, whose ranking keys were hashed through a frozenset's repr, so two
+    clean runs of the DAG trained and tested on different problems."""
+    import subprocess
+    import sys
+
+    code = ("import hashlib, sys; sys.path.insert(0, sys.argv[1]); from rm_core.tasks.text.mini import make_mini; "
+            "print(hashlib.sha256(''.join(df.to_json() for k in ('math', 'code', 'mc') for df in "
+            "make_mini(k, 300, 60, seed=0, n_val=60, **({'max_value': 19, 'answer': 'text'} if k == 'mc' else {})).values())"
+            ".encode()).hexdigest())")
+    root = str(Path(__file__).resolve().parents[1])
+    digests = {subprocess.run([sys.executable, "-c", code, root], env={**os.environ, "PYTHONHASHSEED": seed},
+                              capture_output=True, text=True, check=True).stdout for seed in ("1", "2", "3")}
+    assert len(digests) == 1, digests

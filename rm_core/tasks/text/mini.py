@@ -256,7 +256,9 @@ def _mc_draw(rng, max_value: int = 99):
     order = rng.permutation(4)
     choices = [str(nums[i]) for i in order]
     answer = int(np.flatnonzero(order == 0)[0])
-    key = stem if kind == 0 else (stem, frozenset(choices))
+    # the key is hashed as text (``_split_by_key``): the choice set as sorted numbers, never a
+    # frozenset of str, whose repr order follows PYTHONHASHSEED and moved problems between sides
+    key = stem if kind == 0 else f"{stem}{sorted(nums)}"
     rec = {"question": stem, "choices": choices, "labels": list(LETTERS), "answer_key": LETTERS[answer],
            "answer_index": answer}
     return key, rec
