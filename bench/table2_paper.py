@@ -77,9 +77,9 @@ def merge_runs(parts: list[str], out: Path, cfg: dict) -> pd.DataFrame:
     if len(dup):
         raise SystemExit(f"--merge: {sorted(set(zip(dup['variant'], dup['seed'])))} appear in more than one of {parts}")
     order = {v: i for i, v in enumerate(cfg["variants"])}
-    final = final.sort_values(["variant", "seed"], key=lambda c: c.map(order) if c.name == "variant" else c, ignore_index=True)
-    curve = curve.sort_values(["variant", "seed", "steps"], key=lambda c: c.map(order) if c.name == "variant" else c,
-                              ignore_index=True)
+    in_config_order = lambda c: c.map(order) if c.name == "variant" else c  # noqa: E731
+    final = final.sort_values(["variant", "seed"], key=in_config_order, ignore_index=True)
+    curve = curve.sort_values(["variant", "seed", "steps"], key=in_config_order, ignore_index=True)
     write_text(final.to_csv(index=False), f"{out}.csv")
     write_text(curve.to_csv(index=False), f"{out}_curve.csv")
     write_text(table_md(final, cfg, out), f"{out}.md")
