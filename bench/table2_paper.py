@@ -12,7 +12,8 @@ docs/results/sudoku9/<variant>_s<seed>/ (model.safetensors + config.json + run.j
         --seeds 0 --stop-after 1000 --every 200
 
 Runs made in separate processes (one variant per core, each with its own ``--work`` and ``--out``)
-are joined into one table, curve and Markdown with ``--merge PREFIX ... --out OUT``.
+are joined into one table, curve and Markdown with ``--merge PREFIX ... --out OUT``. Both write the
+curve's figure, <out>_curve.png and .pdf.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pandas as pd
 import torch
 
 from rm_core.config import load_config
+from rm_core.figures import learning_curve
 from rm_core.method import merge
 from rm_core.grouped import train_grouped
 from rm_core.io import read_parquet, write_json, write_text
@@ -61,8 +63,15 @@ def table_md(final: pd.DataFrame, cfg: dict, out: Path) -> str:
                      f"{r['conflicts']:.3f} | {r['paper_conflicts']} | {r['wall_s']} | {r['hardware']} |")
     lines += ["", "Commands (one per run; `--work` and `--out` only move the scratch and output files):", ""]
     lines += [f"- `{c}`" for c in final["command"].unique()]
-    lines += ["", f"Validation curve (steps-to-accuracy): `{out.name}_curve.csv`.", ""]
+    lines += ["", f"Validation curve (steps-to-accuracy): `{out.name}_curve.csv`, drawn in `{out.name}_curve.png`/`.pdf`.", ""]
     return "\n".join(lines)
+
+
+def plot_curve(curve: pd.DataFrame, final: pd.DataFrame, out: Path) -> None:
+    """<out>_curve.png/.pdf: validation exact by step for every run, the paper's exact beside it."""
+    paper = dict(zip(final["variant"], final["paper_exact"]))
+    learning_curve(curve, f"{out}_curve", f"Table 2, 9x9: validation exact by step\n{', '.join(final['config'].unique())}",
+                   names=VARIANT_NAMES, paper=paper)
 
 
 def merge_runs(parts: list[str], out: Path, cfg: dict) -> pd.DataFrame:
@@ -83,6 +92,7 @@ def merge_runs(parts: list[str], out: Path, cfg: dict) -> pd.DataFrame:
     write_text(final.to_csv(index=False), f"{out}.csv")
     write_text(curve.to_csv(index=False), f"{out}_curve.csv")
     write_text(table_md(final, cfg, out), f"{out}.md")
+    plot_curve(curve, final, out)
     return final
 
 
@@ -170,6 +180,7 @@ def main():
     final = final.drop(columns="split")
     write_text(final.to_csv(index=False), f"{out}.csv")
     write_text(table_md(final, cfg, out), f"{out}.md")
+    plot_curve(pd.DataFrame(curve), final, out)
     for (v, s), (_, r) in zip(runs, final.iterrows()):
         if r["exact"] >= args.save_min_exact:
             dst = out.parent / "sudoku9" / f"{v}_s{s}{args.save_suffix}"

@@ -1,6 +1,6 @@
 """Every figure of the pipeline (matplotlib, PNG + PDF): test-time scaling curves (accuracy vs RM
-turns, Eq. 1 applied T' times) and revision trajectories of Sudoku boards, text answers and image
-edits. The report stages compute what to draw; this module only draws it."""
+turns, Eq. 1 applied T' times), learning curves (accuracy vs training steps) and revision
+trajectories of Sudoku boards, text answers and image edits. The report stages compute what to draw; this module only draws it."""
 
 from __future__ import annotations
 
@@ -40,6 +40,28 @@ def scaling_curve(df: pd.DataFrame, metric: str, stem: str | Path, title: str, l
     ax.set_xlabel("RM turns at test time")
     ax.set_ylabel(ylabel or metric)
     ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    save(fig, stem)
+
+
+def learning_curve(curve: pd.DataFrame, stem: str | Path, title: str, metric: str = "exact",
+                   names: dict | None = None, paper: dict | None = None) -> None:
+    """Steps-to-accuracy: validation ``metric`` against training steps, one colour per variant and one
+    line style per seed; the paper's number for a variant, when given, as a dotted line of its colour."""
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    styles = ["-", "--", "-.", ":"]
+    for i, (variant, part) in enumerate(curve.groupby("variant", sort=False)):
+        colour = f"C{i}"
+        for j, (seed, run) in enumerate(part.groupby("seed")):
+            run = run.sort_values("steps")
+            ax.plot(run["steps"], run[metric], color=colour, ls=styles[j % len(styles)], marker="o", ms=2.5,
+                    label=f"{(names or {}).get(variant, variant)}, seed {seed}")
+        if paper and variant in paper:
+            ax.axhline(paper[variant], color=colour, ls=":", lw=1)
+    ax.set_xlabel("training steps")
+    ax.set_ylabel(f"validation {metric} (%)")
+    ax.set_title(title + ("\n(dotted: the paper's test number, same colour)" if paper else ""), fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     save(fig, stem)

@@ -30,6 +30,7 @@ def test_merge_orders_rows_by_the_config_and_keeps_every_run(tmp_path):
     assert "every run to the end of its 5000-step schedule" in md
     assert md.count("python bench/table2_paper.py --variants") == 2
     assert "| 79.2 | 90.0 |" in md and "| 70.0 | 90.0 |" in md
+    assert all((tmp_path / f"t_curve.{ext}").stat().st_size > 1000 for ext in ("png", "pdf"))  # the curve's figure
 
 
 def test_merge_says_when_a_run_stopped_early_and_refuses_duplicates(tmp_path):
