@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -36,6 +37,7 @@ from rm_core.io import read_parquet, write_json, write_text
 from rm_core.pipeline.sudoku import data as sudoku_data
 from rm_core.pipeline.sudoku import evaluate as sudoku_eval
 from rm_core.pipeline.sudoku import train as sudoku_train
+from rm_core.pipeline.sudoku.report import seed_summary
 from rm_core.tables import PAPER_TABLE2, VARIANT_NAMES
 from rm_core.tasks.sudoku import frame_to_boards, to_tokens
 from rm_core.train import TrainConfig
@@ -61,6 +63,16 @@ def table_md(final: pd.DataFrame, cfg: dict, out: Path) -> str:
         lines.append(f"| {VARIANT_NAMES.get(r['variant'], r['variant'])} | {r['seed']} | {r['steps']} | {r['exact']:.1f} | "
                      f"{r['paper_exact']} | {r['valid']:.1f} | {r['paper_valid']} | {r['replay']:.2f} | {r['paper_replay']} | "
                      f"{r['conflicts']:.3f} | {r['paper_conflicts']} | {r['wall_s']} | {r['hardware']} |")
+    if final.groupby("variant")["seed"].nunique().max() > 1:
+        per_seed = final.rename(columns=PAPER_COLS)[["variant", "seed", *PAPER_COLS.values()]]
+        lines += ["", "Mean over seeds, ± the half-width of its 95 % t-interval (a variant with one seed has none):", "",
+                  "| Variant | seeds | Exact (ours) | Exact (paper) | Valid (ours) | Replay % (ours) | Conflicts (ours) | exact per seed |",
+                  "|" + "---|" * 8]
+        pm = lambda r, c, d: f"{r[c]:.{d}f}" + ("" if np.isnan(r[f"{c} ± 95%"]) else f" ± {r[f'{c} ± 95%']:.{d}f}")  # noqa: E731
+        for v, r in seed_summary(per_seed).iterrows():
+            lines.append(f"| {VARIANT_NAMES.get(v, v)} | {(final['variant'] == v).sum()} | {pm(r, PAPER_COLS['exact'], 1)} | "
+                         f"{PAPER_TABLE2.loc[v, PAPER_COLS['exact']]} | {pm(r, PAPER_COLS['valid'], 1)} | "
+                         f"{pm(r, PAPER_COLS['replay'], 2)} | {pm(r, PAPER_COLS['conflicts'], 3)} | {r['Exact per seed']} |")
     lines += ["", "Commands (one per run; `--work` and `--out` only move the scratch and output files):", ""]
     lines += [f"- `{c}`" for c in final["command"].unique()]
     lines += ["", f"Validation curve (steps-to-accuracy): `{out.name}_curve.csv`, drawn in `{out.name}_curve.png`/`.pdf`.", ""]

@@ -7,13 +7,13 @@ from bench.table2_paper import merge_runs
 from rm_core.config import load_config
 
 
-def _run(prefix, variant, exact, steps=5000):
-    row = {"variant": variant, "seed": 0, "steps": steps, "wall_s": 1.0, "exact": exact, "valid": exact, "replay": 1.0,
+def _run(prefix, variant, exact, steps=5000, seed=0):
+    row = {"variant": variant, "seed": seed, "steps": steps, "wall_s": 1.0, "exact": exact, "valid": exact, "replay": 1.0,
            "conflicts": 0.5, "paper_exact": 90.0, "paper_valid": 90.0, "paper_replay": 0.1, "paper_conflicts": 0.3,
            "schedule_steps": 5000, "hardware": "cpu", "config": "config/paper.yaml + config/sudoku_cpu.yaml",
            "command": f"python bench/table2_paper.py --variants {variant}"}
     pd.DataFrame([row]).to_csv(f"{prefix}.csv", index=False)
-    pd.DataFrame([{"variant": variant, "seed": 0, "steps": s, "split": "val", "exact": exact * s / steps}
+    pd.DataFrame([{"variant": variant, "seed": seed, "steps": s, "split": "val", "exact": exact * s / steps}
                   for s in (steps, steps // 2)]).to_csv(f"{prefix}_curve.csv", index=False)
 
 
@@ -45,3 +45,15 @@ def test_merge_says_when_a_run_stopped_early_and_refuses_duplicates(tmp_path):
     pd.read_csv(tmp_path / "c.csv").drop(columns="command").to_csv(tmp_path / "c.csv", index=False)
     with pytest.raises(SystemExit, match="command"):
         merge_runs([str(tmp_path / "c")], tmp_path / "t", cfg)
+
+
+def test_merge_gives_the_mean_and_t_interval_over_seeds(tmp_path):
+    cfg = load_config("config/paper.yaml")["sudoku"]
+    _run(tmp_path / "a", "rm_hr_decay_her", 79.0)
+    _run(tmp_path / "b", "rm_hr_decay_her", 83.0, seed=1)
+    _run(tmp_path / "c", "rm_no_hr", 70.0)
+    merge_runs([str(tmp_path / p) for p in "abc"], tmp_path / "t", cfg)
+    md = (tmp_path / "t.md").read_text()
+    # two seeds 79 and 83: mean 81, sd 2*sqrt(2), half-width t(0.975, 1) * 2 = 12.706 * 2 = 25.41
+    assert "| RM + HR + decay + HER | 2 | 81.0 ± 25.4 | 93.4 |" in md
+    assert "| RM w/o HR | 1 | 70.0 | 82.4 |" in md  # one seed: no interval
