@@ -9,6 +9,13 @@ cells whose argmax is w (a replay if revealed now), for both inputs.
 
     python bench/hr_probe.py --boards val.parquet --box 2 3 --T 6 \
         --model rm_hr_decay_her=DIR:'{"kind": "her", "gamma": 0.9}' --model rm_no_hr=DIR:'{"kind": "none"}'
+
+``--train-states CONFIG`` adds the same question asked on TRAINING states (Appendix C instances
+drawn from the boards' solutions with CONFIG's sudoku.rm edit set, p_wrong and T): at every cell
+that is MASK after holding a wrong digit w, p(w) and p(x*) with its history as trained, and with
+the counterfactual history in which w had been MASK (the same segment boundaries: the history
+a mask-rule cell has). A model that reads its history gives w less mass with the real history;
+the no-HR model's p(w) there bounds what the history can gain in the loss (−log(1 − p(w)) nats).
 """
 
 from __future__ import annotations
@@ -20,10 +27,14 @@ import pandas as pd
 import torch
 
 from rm_core.backbones.small_transformer import SmallTransformer
+from rm_core.config import load_config
 from rm_core.history import HistoryBuffer, HistoryConfig, model_input
 from rm_core.io import read_parquet
+from rm_core.method import RMConfig
+from rm_core.objective import rm_model_input
 from rm_core.rule import decision_rule
 from rm_core.tasks.sudoku import SudokuSpec, frame_to_boards, to_tokens
+from rm_core.trajectory import WRONG, UniformProposal, build_instances
 
 
 @torch.no_grad()
@@ -54,6 +65,32 @@ def probe(model, history: HistoryConfig, init: torch.Tensor, sol: torch.Tensor, 
             "argmax_is_prev_wrong_no_hr": float(tp.mean()) if tp.numel() else float("nan")}
 
 
+@torch.no_grad()
+def train_probe(model, history: HistoryConfig, sol: torch.Tensor, rm: RMConfig, spec: SudokuSpec, n: int,
+                seed: int = 0, batch: int = 256) -> dict:
+    """p(w) and p(x*) at re-masked cells of Appendix C training states, real vs MASK-only history."""
+    g = torch.Generator().manual_seed(seed)
+    M, sums, count = spec.mask_id, {}, 0
+    for start in range(0, n, batch):
+        target = sol[torch.randint(0, len(sol), (min(batch, n - start),), generator=g)]
+        editable = torch.ones_like(target, dtype=torch.bool)
+        inst = build_instances(target, editable, rm.T, M, UniformProposal(range(spec.n)), g, rm.edit_set, rm.p_wrong)
+        sel = (inst.rule == WRONG) & (inst.z == M)  # t >= beta: the cell held w, is MASK now
+        if not sel.any():
+            continue
+        w = inst.seg_tokens[..., 0][sel]
+        cf = inst.seg_tokens.clone()
+        cf[..., 0] = torch.where(inst.rule == WRONG, torch.full_like(target, M), cf[..., 0])
+        for tag, tokens in (("real", inst.seg_tokens), ("mask_only", cf)):
+            i2 = type(inst)(tokens, inst.seg_starts, inst.t, inst.z, inst.rule, inst.edit_set)
+            d = model.logits(rm_model_input(model, i2, editable, history, rm.T))[sel].softmax(-1)
+            for k, v in (("p_w", d.gather(1, w[:, None]).squeeze(1)), ("p_target", d.gather(1, target[sel][:, None]).squeeze(1)),
+                         ("gain_bound", -torch.log1p(-d.gather(1, w[:, None]).squeeze(1).clamp(max=1 - 1e-6)))):
+                sums[f"{k}_{tag}"] = sums.get(f"{k}_{tag}", 0.0) + float(v.sum())
+        count += int(sel.sum())
+    return {"train_cells": count, **{k: v / max(count, 1) for k, v in sums.items()}}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--boards", required=True)
@@ -61,18 +98,24 @@ def main():
     ap.add_argument("--T", type=int, default=6)
     ap.add_argument("--model", action="append", required=True, help="NAME=DIR:HISTORY_JSON")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--train-states", default=None, metavar="CONFIG",
+                    help="also probe Appendix C training states drawn with CONFIG's sudoku.rm (e.g. config/paper.yaml)")
+    ap.add_argument("--n-train", type=int, default=4096, help="training instances for --train-states")
     args = ap.parse_args()
     torch.set_num_threads(1)
     spec = SudokuSpec(*args.box)
     solution, initial, _ = frame_to_boards(read_parquet(args.boards, ["solution", "initial", "board_id"]))
     sol, init = torch.as_tensor(to_tokens(solution, spec)), torch.as_tensor(to_tokens(initial, spec))
+    rm = RMConfig.from_dict(load_config(args.train_states)["sudoku"]["rm"], "sudoku.rm") if args.train_states else None
     rows = []
     for item in args.model:
         name, rest = item.split("=", 1)
         mdir, hjson = rest.split(":", 1)
         model = SmallTransformer.from_pretrained(mdir).eval()
-        rows.append({"model": name, "history": hjson, **probe(model, HistoryConfig.from_dict(json.loads(hjson)),
-                                                              init, sol, args.T)})
+        history = HistoryConfig.from_dict(json.loads(hjson))
+        rows.append({"model": name, "history": hjson, **probe(model, history, init, sol, args.T)})
+        if rm is not None:
+            rows[-1].update(train_probe(model, history, sol, rm, spec, args.n_train))
         print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     print(df.to_string(index=False))
