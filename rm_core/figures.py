@@ -1,6 +1,7 @@
 """Every figure of the pipeline (matplotlib, PNG + PDF): test-time scaling curves (accuracy vs RM
 turns, Eq. 1 applied T' times), learning curves (accuracy vs training steps) and revision
-trajectories of Sudoku boards, text answers and image edits. The report stages compute what to draw; this module only draws it."""
+trajectories of Sudoku boards, text answers and image edits. The report stages compute what to
+draw; this module only draws it."""
 
 from __future__ import annotations
 
