@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 
 import pandas as pd
 import torch
@@ -82,10 +83,10 @@ def train_probe(model, history: HistoryConfig, sol: torch.Tensor, rm: RMConfig, 
         cf = inst.seg_tokens.clone()
         cf[..., 0] = torch.where(inst.rule == WRONG, torch.full_like(target, M), cf[..., 0])
         for tag, tokens in (("real", inst.seg_tokens), ("mask_only", cf)):
-            i2 = type(inst)(tokens, inst.seg_starts, inst.t, inst.z, inst.rule, inst.edit_set)
-            d = model.logits(rm_model_input(model, i2, editable, history, rm.T))[sel].softmax(-1)
-            for k, v in (("p_w", d.gather(1, w[:, None]).squeeze(1)), ("p_target", d.gather(1, target[sel][:, None]).squeeze(1)),
-                         ("gain_bound", -torch.log1p(-d.gather(1, w[:, None]).squeeze(1).clamp(max=1 - 1e-6)))):
+            d = model.logits(rm_model_input(model, replace(inst, seg_tokens=tokens), editable, history, rm.T))[sel].softmax(-1)
+            p_w = d.gather(1, w[:, None]).squeeze(1)
+            p_target = d.gather(1, target[sel][:, None]).squeeze(1)
+            for k, v in (("p_w", p_w), ("p_target", p_target), ("gain_bound", -torch.log1p(-p_w.clamp(max=1 - 1e-6)))):
                 sums[f"{k}_{tag}"] = sums.get(f"{k}_{tag}", 0.0) + float(v.sum())
         count += int(sel.sum())
     return {"train_cells": count, **{k: v / max(count, 1) for k, v in sums.items()}}

@@ -10,8 +10,7 @@ from rm_core.method import RMConfig
 from rm_core.tasks.sudoku import SudokuSpec
 
 torch.set_num_threads(1)
-RM = RMConfig.from_dict({k: v for k, v in load_config("config/paper.yaml")["sudoku"]["rm"].items() if k != "eval"},
-                        "sudoku.rm")
+RM = RMConfig.from_dict(load_config("config/paper.yaml")["sudoku"]["rm"], "sudoku.rm")
 
 
 def _probe(kind):
