@@ -5,6 +5,12 @@ every other position keeps its target. Boundaries (T = trajectory length):
     wrong: β ~ U{1..T-1}, μ ~ U{β+1..T};  x^(t) = w for t < β, M for β <= t < μ, x* after
     mask:  μ ~ U{1..T};                   x^(t) = M for t < μ, x* after
     keep:                                 x^(t) = x* for all t
+and, only where ``p_wrong_reveal`` > 0 (ours, not in the paper; default 0):
+    wrong reveal: β ~ U{1..T-1}, μ ~ U{β+1..T}; x^(t) = M for t < β, w for β <= t < μ, M after
+(a MASK revealed as a wrong digit, then re-masked; its reveal of x* lies past step T). In the
+paper's rules a digit that follows a MASK is always x*, so a model that sees its history learns
+that a revealed token is right; this rule shows revealed tokens that must be re-masked, and a
+MASK whose history holds the wrong token it must not reveal again.
 A position's trajectory is stored as three segments (token, first step) so that the
 History Reference closed form needs no loop over steps. The current step is t ~ U{0..T-1}.
 
@@ -22,7 +28,7 @@ from typing import Optional
 
 import torch
 
-KEEP, WRONG, MASK = 0, 1, 2
+KEEP, WRONG, MASK, WRONG_REVEAL = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -178,14 +184,20 @@ def build_instances(
     edit_size: EditSetSize = EditSetSize(),
     p_wrong: float = 0.5,
     t: Optional[torch.Tensor] = None,
+    p_wrong_reveal: float = 0.0,
 ) -> Instances:
-    """Appendix C steps 2-6 for a batch of targets (B, N)."""
+    """Appendix C steps 2-6 for a batch of targets (B, N). With ``p_wrong_reveal`` > 0 (ours) an
+    edit position takes the wrong-reveal rule with that probability, else wrong / mask as above;
+    at 0 no extra random number is drawn, so the instances are the paper rules' exactly."""
     if T < 2:
         raise ValueError(f"trajectory length T must be >= 2, got {T}")
     dev = target.device
     edit = sample_edit_set(editable.bool() & proposal.allowed(target), edit_size, generator)
     wrong = edit & (torch.rand(target.shape, generator=generator, device=dev) < p_wrong)
     rule = torch.where(edit, torch.where(wrong, WRONG, MASK), KEEP)
+    if p_wrong_reveal > 0:
+        late = edit & (torch.rand(target.shape, generator=generator, device=dev) < p_wrong_reveal)
+        rule = torch.where(late, WRONG_REVEAL, rule)
     w = proposal.sample(target, generator)
 
     ones = torch.ones_like(target)
@@ -205,6 +217,10 @@ def build_instances(
     seg_starts = torch.where((rule == WRONG)[..., None], wrong_st, seg_starts)
     seg_tokens = torch.where((rule == MASK)[..., None], mask_tok, seg_tokens)
     seg_starts = torch.where((rule == MASK)[..., None], mask_st, seg_starts)
+    if p_wrong_reveal > 0:
+        reveal_tok = torch.stack([m, w, m], -1)
+        seg_tokens = torch.where((rule == WRONG_REVEAL)[..., None], reveal_tok, seg_tokens)
+        seg_starts = torch.where((rule == WRONG_REVEAL)[..., None], wrong_st, seg_starts)
 
     if t is None:
         t = torch.floor(torch.rand(target.shape[0], generator=generator, device=dev) * T).long()

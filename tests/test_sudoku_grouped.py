@@ -9,6 +9,7 @@ from rm_core.history import HistoryConfig
 from rm_core.pipeline.sudoku.train import build_model, rm_sudoku_loss, rm_sudoku_parts
 from rm_core.tasks.sudoku import SudokuSpec, generate_solved_boards, to_tokens
 from rm_core.train import TrainConfig, train
+from rm_core.trajectory import WRONG_REVEAL
 
 torch.set_num_threads(1)
 
@@ -73,3 +74,15 @@ def test_stop_after_and_callback(tmp_path):
                          callback=lambda step, ms: seen.append((step, float(ms[0].head.bias.abs().sum()))), callback_every=2)
     assert [s for s, _ in seen] == [2, 4] and seen[0][1] != seen[1][1]  # the models hold the weights of that step
     assert list(logs[0]["step"]) == [2, 4, 5]
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0])
+def test_sudoku_training_reads_p_wrong_reveal(p):
+    """sudoku.rm.p_wrong_reveal (ours) reaches the instances Sudoku training draws."""
+    spec = SudokuSpec(2, 2)
+    solutions = torch.as_tensor(to_tokens(generate_solved_boards(40, spec, seed=0), spec))
+    cfg = dict(CFG, rm=dict(CFG["rm"], p_wrong_reveal=p))
+    model, history, _ = _setup(spec, solutions, {"kind": "her", "gamma": 0.9}, 0)
+    make_input, _ = rm_sudoku_parts(cfg, history, solutions, spec)
+    _, (inst, _, _) = make_input(model, torch.Generator().manual_seed(0))
+    assert ((inst.rule == WRONG_REVEAL) == (inst.edit_set if p == 1.0 else torch.zeros_like(inst.edit_set))).all()

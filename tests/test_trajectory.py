@@ -1,9 +1,11 @@
 """Appendix C: boundaries, segments, proposals — per-position checks written as loops."""
 
+import hashlib
+
 import pytest
 import torch
 
-from rm_core.trajectory import (KEEP, MASK, WRONG, DraftProposal, EditSetSize, SourceProposal, TopKProposal, UniformProposal,
+from rm_core.trajectory import (KEEP, MASK, WRONG, WRONG_REVEAL, DraftProposal, EditSetSize, SourceProposal, TopKProposal, UniformProposal,
                                 build_instances, materialise, sample_edit_set)
 
 
@@ -276,3 +278,56 @@ def test_rule_codes_and_frozen_settings():
     assert set(inst.rule.unique().tolist()) == {0, 1, 2} and (inst.rule[:, 0] == 0).all()
     with pytest.raises(dataclasses.FrozenInstanceError):
         EditSetSize().low = 0.5
+
+
+def test_wrong_reveal_rule_per_position():
+    """p_wrong_reveal (ours): an edit position is MASK, then a wrong token w from step beta, then MASK
+    again from mu (1 <= beta < mu <= T); other edit positions follow wrong / mask as before."""
+    T, M = 6, 9
+    g = torch.Generator().manual_seed(3)
+    target = torch.randint(0, 9, (64, 20), generator=g)
+    editable = torch.ones(64, 20, dtype=torch.bool)
+    inst = build_instances(target, editable, T, M, UniformProposal(range(9)), g, EditSetSize("count", 4, 12),
+                           p_wrong=0.5, p_wrong_reveal=0.5)
+    traj = materialise(inst, T)
+    counts = {KEEP: 0, WRONG: 0, MASK: 0, WRONG_REVEAL: 0}
+    for b in range(64):
+        for i in range(20):
+            seq, x = traj[b, :, i].tolist(), int(target[b, i])
+            r = int(inst.rule[b, i])
+            counts[r] += 1
+            assert (r != KEEP) == bool(inst.edit_set[b, i])
+            if r == WRONG_REVEAL:
+                beta = seq.index(next(v for v in seq if v != M))
+                w = seq[beta]
+                mu = beta + seq[beta:].index(M)
+                assert w != x and 1 <= beta <= T - 1 and beta + 1 <= mu <= T
+                assert seq == [M] * beta + [w] * (mu - beta) + [M] * (T + 1 - mu)
+            elif r == WRONG:
+                assert seq[0] != x and seq[-1] == x and M in seq
+            elif r == MASK:
+                assert seq[0] == M and seq[-1] == x
+            else:
+                assert seq == [x] * (T + 1)
+        assert torch.equal(inst.z[b], traj[b, int(inst.t[b])])
+    n_edit = counts[WRONG] + counts[MASK] + counts[WRONG_REVEAL]
+    assert 0.4 < counts[WRONG_REVEAL] / n_edit < 0.6 and counts[WRONG] > 50 and counts[MASK] > 50
+
+
+def test_wrong_reveal_off_draws_the_paper_rules_exactly():
+    """p_wrong_reveal = 0 draws no extra random number: byte-identical instances to the paper rules'
+    implementation before the key existed (digest recorded from commit 2e41018's trajectory.py)."""
+    target = torch.randint(0, 9, (16, 20), generator=torch.Generator().manual_seed(0))
+    ones = torch.ones_like(target, dtype=torch.bool)
+
+    def digest(**kw):
+        inst = build_instances(target, ones, 6, 9, UniformProposal(range(9)), torch.Generator().manual_seed(5),
+                               EditSetSize("count", 2, 8), **kw)
+        h = hashlib.sha256()
+        for f in ("seg_tokens", "seg_starts", "t", "z", "rule", "edit_set"):
+            h.update(getattr(inst, f).to(torch.int64).numpy().tobytes())
+        return h.hexdigest()
+
+    before = "0d019b941cb2d2a3fa5bc040f16b311751ff116c6c5df9c0cad22de6a5a1fe91"
+    assert digest() == before and digest(p_wrong_reveal=0.0) == before
+    assert digest(p_wrong_reveal=1e-12) != before  # any positive value draws the rule

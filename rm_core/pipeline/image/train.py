@@ -143,7 +143,8 @@ def rm_loss_fn(cfg: dict, spec: LayoutSpec, data: dict):
         idx = torch.randint(0, len(ids_all), (bs,), generator=g, device=dev).cpu()
         target, src = ids_all[idx].to(dev), src_all[idx].to(dev)
         editable = edit_row.to(dev).expand(bs, -1)
-        inst = build_instances(target, editable, T, spec.mask_id, SourceProposal(src), g, rm.edit_set, rm.p_wrong)
+        inst = build_instances(target, editable, T, spec.mask_id, SourceProposal(src), g, rm.edit_set, rm.p_wrong,
+                               p_wrong_reveal=rm.p_wrong_reveal)
         a = rm_model_input(model, inst, editable, history, T)
         inputs, attn = _dropout(model, spec, a, inst.z, cfg, g)
         logits = model.logits(inputs, attention_mask=attn)

@@ -46,7 +46,8 @@ def rm_sudoku_parts(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, 
         idx = torch.randint(0, len(solutions), (cfg["train"]["batch_size"],), generator=g, device=g.device)
         target = solutions.to(g.device)[idx]
         editable = torch.ones_like(target, dtype=torch.bool)
-        inst = build_instances(target, editable, T, spec.mask_id, proposal, g, rm.edit_set, rm.p_wrong)
+        inst = build_instances(target, editable, T, spec.mask_id, proposal, g, rm.edit_set, rm.p_wrong,
+                               p_wrong_reveal=rm.p_wrong_reveal)
         # Eq. 2 from the (token, lag span) table: equal to rm_model_input, faster (rm_core.history_table)
         return rm_model_input_table(model, inst, editable, history, T, spec.vocab_size), (inst, target, editable)
 

@@ -1,0 +1,71 @@
+"""What a Sudoku model does with its own reveals: read from the evaluation's trajectories.
+
+For every cell of every board in a trajectories file (the ``sudoku_eval`` output: ``trajectory`` =
+the states x^(0..S-1) flattened, ``solution``), counts
+- initial wrong digits, and the share re-masked at some later turn;
+- reveals (MASK at turn k-1, a digit at turn k) that are wrong, and the share of them re-masked at
+  a later turn; the same for reveals that are right (a false alarm when re-masked).
+A model that trusts its own reveals re-masks few of them, right or wrong. In the paper's Appendix C
+every digit that follows a MASK is the target, so the history tells a model that reads it that a
+revealed digit is right; this measures whether the trained models act on that.
+
+    python bench/revision_stats.py --box 3 3 t_rm_no_hr.parquet t_rm_hr.parquet --out stats.csv
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+import pandas as pd
+
+from rm_core.io import read_parquet
+from rm_core.tasks.sudoku import SudokuSpec
+
+
+def revision_stats(states: np.ndarray, solution: np.ndarray, mask_id: int) -> dict:
+    """states: (B, S, N) token ids per turn; solution: (B, N). Counts and shares (see module doc)."""
+    S = states.shape[1]
+    masked_later = np.zeros(states.shape[:2] + states.shape[2:], dtype=bool)  # (B, S, N): MASK at a turn > k
+    for k in range(S - 2, -1, -1):
+        masked_later[:, k] = masked_later[:, k + 1] | (states[:, k + 1] == mask_id)
+    init_wrong = states[:, 0] != solution
+    revealed = (states[:, :-1] == mask_id) & (states[:, 1:] != mask_id)  # reveal at turn k = 1..S-1
+    right = revealed & (states[:, 1:] == solution[:, None])
+    wrong = revealed & ~right
+    later = masked_later[:, 1:]
+    n_wrong, n_right = int(wrong.sum()), int(right.sum())
+    return {
+        "initial_wrong": int(init_wrong.sum()),
+        "initial_wrong_remasked": float((init_wrong & masked_later[:, 0]).sum() / max(int(init_wrong.sum()), 1)),
+        "revealed_wrong": n_wrong,
+        "revealed_wrong_remasked": float((wrong & later).sum() / max(n_wrong, 1)),
+        "revealed_right": n_right,
+        "revealed_right_remasked": float((right & later).sum() / max(n_right, 1)),
+        "final_wrong_digits": int(((states[:, -1] != solution) & (states[:, -1] != mask_id)).sum()),
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("trajectories", nargs="+")
+    ap.add_argument("--box", nargs=2, type=int, required=True)
+    ap.add_argument("--out", default=None)
+    args = ap.parse_args()
+    spec = SudokuSpec(*args.box)
+    rows = []
+    for path in args.trajectories:
+        df = read_parquet(path, ["variant", "trajectory", "solution"])
+        for variant, part in df.groupby("variant", sort=False):
+            sol = np.stack([np.asarray(x) for x in part["solution"]])
+            states = np.stack([np.asarray(x) for x in part["trajectory"]]).reshape(len(part), -1, spec.n_cells)
+            rows.append({"file": path, "variant": variant, "boards": len(part), "turns": states.shape[1] - 1,
+                         **revision_stats(states, sol, spec.mask_id)})
+    out = pd.DataFrame(rows)
+    print(out.to_string(index=False))
+    if args.out:
+        out.to_csv(args.out, index=False)
+
+
+if __name__ == "__main__":
+    main()
