@@ -16,6 +16,9 @@ that is MASK after holding a wrong digit w, p(w) and p(x*) with its history as t
 the counterfactual history in which w had been MASK (the same segment boundaries: the history
 a mask-rule cell has). A model that reads its history gives w less mass with the real history;
 the no-HR model's p(w) there bounds what the history can gain in the loss (−log(1 − p(w)) nats).
+
+``--reveals`` adds ``reveal_probe``: at cells that show their own reveal, the share that Eq. 1
+re-masks with the real history and with the history of a digit never revised.
 """
 
 from __future__ import annotations
@@ -67,6 +70,43 @@ def probe(model, history: HistoryConfig, init: torch.Tensor, sol: torch.Tensor, 
 
 
 @torch.no_grad()
+def reveal_probe(model, history: HistoryConfig, init: torch.Tensor, sol: torch.Tensor, T: int) -> dict:
+    """Does the history make a model trust its own reveals? Runs Eq. 1 for T turns with the real
+    history. At every turn, for each cell that shows a digit d and was MASK at an earlier turn (d
+    is its own reveal), the Eq. 1 step is taken twice on the same state: with the real history,
+    and with that cell's history replaced by the one of a cell that showed d at every turn (a digit
+    never revised; other cells keep theirs). Reported: the share of such cells re-masked now, for
+    both histories, split by whether d is right. In the paper's Appendix C every digit that follows
+    a MASK is right, so a model that learned that from its history re-masks its wrong reveals less
+    with the real history than with the constant one."""
+    M = model.mask_id
+    x, buf = init.clone(), HistoryBuffer(history)
+    editable = torch.ones_like(x, dtype=torch.bool)
+    was_masked = torch.zeros_like(x, dtype=torch.bool)
+    counts, remasked = {}, {}
+    for t in range(T):
+        e = model.embed(x)
+        a = buf.update(e)
+        logits = model.logits(model_input(a, e, editable))
+        sel = (x != M) & was_masked
+        if sel.any():
+            const = HistoryBuffer(history)
+            for _ in range(t + 1):
+                a_const = const.update(e)  # x^(t) at every turn 0..t
+            cf = model.logits(model_input(torch.where(sel[..., None], a_const, a), e, editable))
+            for tag, lg in (("real", logits), ("constant", cf)):
+                now = decision_rule(lg, x, editable, M) == M
+                for kind, m in (("wrong", sel & (x != sol)), ("right", sel & (x == sol))):
+                    remasked[f"{kind}_remasked_{tag}"] = remasked.get(f"{kind}_remasked_{tag}", 0) + int((now & m).sum())
+                    counts[kind] = counts.get(kind, 0) + int(m.sum()) * (tag == "real")
+        was_masked |= x == M
+        x = decision_rule(logits, x, editable, M)
+    out = {f"revealed_{k}_cells": n for k, n in counts.items()}
+    out.update({k: v / max(counts[k.split("_")[0]], 1) for k, v in remasked.items()})
+    return out
+
+
+@torch.no_grad()
 def train_probe(model, history: HistoryConfig, sol: torch.Tensor, rm: RMConfig, spec: SudokuSpec, n: int,
                 seed: int = 0, batch: int = 256) -> dict:
     """p(w) and p(x*) at re-masked cells of Appendix C training states, real vs MASK-only history."""
@@ -102,6 +142,8 @@ def main():
     ap.add_argument("--train-states", default=None, metavar="CONFIG",
                     help="also probe Appendix C training states drawn with CONFIG's sudoku.rm (e.g. config/paper.yaml)")
     ap.add_argument("--n-train", type=int, default=4096, help="training instances for --train-states")
+    ap.add_argument("--reveals", action="store_true",
+                    help="also: the re-mask rate of a model's own reveals, real vs constant history (reveal_probe)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     spec = SudokuSpec(*args.box)
@@ -115,6 +157,8 @@ def main():
         model = SmallTransformer.from_pretrained(mdir).eval()
         history = HistoryConfig.from_dict(json.loads(hjson))
         rows.append({"model": name, "history": hjson, **probe(model, history, init, sol, args.T)})
+        if args.reveals:
+            rows[-1].update(reveal_probe(model, history, init, sol, args.T))
         if rm is not None:
             rows[-1].update(train_probe(model, history, sol, rm, spec, args.n_train))
         print(rows[-1], flush=True)
