@@ -26,7 +26,7 @@ from rm_core.tasks.sudoku import SudokuSpec
 def revision_stats(states: np.ndarray, solution: np.ndarray, mask_id: int) -> dict:
     """states: (B, S, N) token ids per turn; solution: (B, N). Counts and shares (see module doc)."""
     S = states.shape[1]
-    masked_later = np.zeros(states.shape[:2] + states.shape[2:], dtype=bool)  # (B, S, N): MASK at a turn > k
+    masked_later = np.zeros(states.shape, dtype=bool)  # (B, S, N): MASK at some turn after k
     for k in range(S - 2, -1, -1):
         masked_later[:, k] = masked_later[:, k + 1] | (states[:, k + 1] == mask_id)
     init_wrong = states[:, 0] != solution
