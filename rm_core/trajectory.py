@@ -196,8 +196,8 @@ def build_instances(
     wrong = edit & (torch.rand(target.shape, generator=generator, device=dev) < p_wrong)
     rule = torch.where(edit, torch.where(wrong, WRONG, MASK), KEEP)
     if p_wrong_reveal > 0:
-        late = edit & (torch.rand(target.shape, generator=generator, device=dev) < p_wrong_reveal)
-        rule = torch.where(late, WRONG_REVEAL, rule)
+        revealed_wrong = edit & (torch.rand(target.shape, generator=generator, device=dev) < p_wrong_reveal)
+        rule = torch.where(revealed_wrong, WRONG_REVEAL, rule)
     w = proposal.sample(target, generator)
 
     ones = torch.ones_like(target)
