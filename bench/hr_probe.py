@@ -102,7 +102,7 @@ def reveal_probe(model, history: HistoryConfig, init: torch.Tensor, sol: torch.T
         was_masked |= x == M
         x = decision_rule(logits, x, editable, M)
     out = {f"revealed_{k}_cells": n for k, n in counts.items()}
-    out.update({k: v / max(counts[k.split("_")[0]], 1) for k, v in remasked.items()})
+    out.update({k: v / max(counts.get(k.split("_")[0], 0), 1) for k, v in remasked.items()})
     return out
 
 
