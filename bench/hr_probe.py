@@ -94,11 +94,13 @@ def reveal_probe(model, history: HistoryConfig, init: torch.Tensor, sol: torch.T
             for _ in range(t + 1):
                 a_const = const.update(e)  # x^(t) at every turn 0..t
             cf = model.logits(model_input(torch.where(sel[..., None], a_const, a), e, editable))
+            kinds = (("wrong", sel & (x != sol)), ("right", sel & (x == sol)))
+            for kind, m in kinds:
+                counts[kind] = counts.get(kind, 0) + int(m.sum())
             for tag, lg in (("real", logits), ("constant", cf)):
                 now = decision_rule(lg, x, editable, M) == M
-                for kind, m in (("wrong", sel & (x != sol)), ("right", sel & (x == sol))):
+                for kind, m in kinds:
                     remasked[f"{kind}_remasked_{tag}"] = remasked.get(f"{kind}_remasked_{tag}", 0) + int((now & m).sum())
-                    counts[kind] = counts.get(kind, 0) + int(m.sum()) * (tag == "real")
         was_masked |= x == M
         x = decision_rule(logits, x, editable, M)
     out = {f"revealed_{k}_cells": n for k, n in counts.items()}
