@@ -83,7 +83,8 @@ class RMEval:
 class RMConfig:
     """RM training: trajectories of length ``T`` (Appendix C) over an edit set of size
     ``edit_set``, each edit position wrong with probability ``p_wrong`` (else MASK; ours, with
-    probability ``p_wrong_reveal`` first: a MASK revealed wrong then re-masked), History
+    probability ``p_wrong_reveal`` first: a MASK revealed wrong then re-masked; with probability
+    ``p_wrong_again`` a wrong token re-masked then revealed wrong again), History
     Reference ``history`` (Eq. 2), the Eq. 4 loss with probabilities clipped at ``eps`` and
     weight ``other_weight`` on editable positions outside the edit set; the auxiliary losses
     (ours) ``unlikelihood_weight`` (against re-masking positions that never change) and
@@ -96,6 +97,7 @@ class RMConfig:
     edit_set: EditSetSize
     p_wrong: float
     p_wrong_reveal: float
+    p_wrong_again: float
     eps: float
     other_weight: float
     unlikelihood_weight: float
@@ -109,6 +111,8 @@ class RMConfig:
             raise ValueError(f"rm.p_wrong must be in [0, 1], got {self.p_wrong}")
         if not 0.0 <= self.p_wrong_reveal <= 1.0:
             raise ValueError(f"rm.p_wrong_reveal must be in [0, 1], got {self.p_wrong_reveal}")
+        if not 0.0 <= self.p_wrong_again <= 1.0:
+            raise ValueError(f"rm.p_wrong_again must be in [0, 1], got {self.p_wrong_again}")
 
     @classmethod
     def from_dict(cls, d: dict, where: str = "rm") -> "RMConfig":

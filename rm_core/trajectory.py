@@ -7,10 +7,15 @@ every other position keeps its target. Boundaries (T = trajectory length):
     keep:                                 x^(t) = x* for all t
 and, only where ``p_wrong_reveal`` > 0 (ours, not in the paper; default 0):
     wrong reveal: β ~ U{1..T-1}, μ ~ U{β+1..T}; x^(t) = M for t < β, w for β <= t < μ, M after
-(a MASK revealed as a wrong digit, then re-masked; its reveal of x* lies past step T). In the
-paper's rules a digit that follows a MASK is always x*, so a model that sees its history learns
-that a revealed token is right; this rule shows revealed tokens that must be re-masked, and a
-MASK whose history holds the wrong token it must not reveal again.
+(a MASK revealed as a wrong digit, then re-masked; its reveal of x* lies past step T), and, only
+where ``p_wrong_again`` > 0 (ours, not in the paper; default 0):
+    wrong again:  β ~ U{1..T-1}, μ ~ U{β+1..T}; x^(t) = w for t < β, M for β <= t < μ, w' after
+(a wrong token re-masked, then revealed wrong again: w' is a second draw of the proposal, so it
+may repeat w, a replay; its re-mask lies past step T). In the paper's rules a digit that follows
+a MASK is always x*, so a model that sees its history learns that a revealed token is right;
+these rules show revealed tokens that must be re-masked: after a MASK only (wrong reveal), or
+after a wrong token and a MASK (wrong again), which is the history of a corrupted cell at
+inference (x^(0) wrong, re-masked, revealed); and a MASK whose history holds a wrong token.
 A position's trajectory is stored as three segments (token, first step) so that the
 History Reference closed form needs no loop over steps. The current step is t ~ U{0..T-1}.
 
@@ -28,7 +33,7 @@ from typing import Optional
 
 import torch
 
-KEEP, WRONG, MASK, WRONG_REVEAL = 0, 1, 2, 3
+KEEP, WRONG, MASK, WRONG_REVEAL, WRONG_AGAIN = 0, 1, 2, 3, 4
 
 
 @dataclass(frozen=True)
@@ -158,7 +163,7 @@ class Instances:
     seg_starts: torch.Tensor  # (B, N, 3)
     t: torch.Tensor  # (B,) current step
     z: torch.Tensor  # (B, N) current state x^(t)
-    rule: torch.Tensor  # (B, N) KEEP / WRONG / MASK
+    rule: torch.Tensor  # (B, N) KEEP / WRONG / MASK (/ WRONG_REVEAL / WRONG_AGAIN, ours)
     edit_set: torch.Tensor  # (B, N) bool: corrupted positions
 
 
@@ -185,10 +190,12 @@ def build_instances(
     p_wrong: float = 0.5,
     t: Optional[torch.Tensor] = None,
     p_wrong_reveal: float = 0.0,
+    p_wrong_again: float = 0.0,
 ) -> Instances:
     """Appendix C steps 2-6 for a batch of targets (B, N). With ``p_wrong_reveal`` > 0 (ours) an
-    edit position takes the wrong-reveal rule with that probability, else wrong / mask as above;
-    at 0 no extra random number is drawn, so the instances are the paper rules' exactly."""
+    edit position takes the wrong-reveal rule with that probability, then with ``p_wrong_again``
+    > 0 (ours) the wrong-again rule (drawn last, it wins where both are drawn), else wrong / mask
+    as above; at 0 neither draws a random number, so the instances are the paper rules' exactly."""
     if T < 2:
         raise ValueError(f"trajectory length T must be >= 2, got {T}")
     dev = target.device
@@ -198,7 +205,11 @@ def build_instances(
     if p_wrong_reveal > 0:
         revealed_wrong = edit & (torch.rand(target.shape, generator=generator, device=dev) < p_wrong_reveal)
         rule = torch.where(revealed_wrong, WRONG_REVEAL, rule)
+    if p_wrong_again > 0:
+        again = edit & (torch.rand(target.shape, generator=generator, device=dev) < p_wrong_again)
+        rule = torch.where(again, WRONG_AGAIN, rule)
     w = proposal.sample(target, generator)
+    w_again = proposal.sample(target, generator) if p_wrong_again > 0 else None
 
     ones = torch.ones_like(target)
     beta = _randint(ones, ones * (T - 1), generator)
@@ -221,6 +232,10 @@ def build_instances(
         reveal_tok = torch.stack([m, w, m], -1)
         seg_tokens = torch.where((rule == WRONG_REVEAL)[..., None], reveal_tok, seg_tokens)
         seg_starts = torch.where((rule == WRONG_REVEAL)[..., None], wrong_st, seg_starts)
+    if p_wrong_again > 0:
+        again_tok = torch.stack([w, m, w_again], -1)
+        seg_tokens = torch.where((rule == WRONG_AGAIN)[..., None], again_tok, seg_tokens)
+        seg_starts = torch.where((rule == WRONG_AGAIN)[..., None], wrong_st, seg_starts)
 
     if t is None:
         t = torch.floor(torch.rand(target.shape[0], generator=generator, device=dev) * T).long()

@@ -7,7 +7,7 @@ from rm_core.method import RMConfig, RMEval, merge, track_rm
 from rm_core.trajectory import EditSetSize
 
 TOP = {"T": 6, "history": {"kind": "her", "gamma": 0.9, "base": 10000.0, "mode": "relative"},
-       "edit_set": {"kind": "fraction", "low": 0.0, "high": 1.0}, "p_wrong": 0.5, "p_wrong_reveal": 0.0, "eps": 1e-8, "other_weight": 1.0,
+       "edit_set": {"kind": "fraction", "low": 0.0, "high": 1.0}, "p_wrong": 0.5, "p_wrong_reveal": 0.0, "p_wrong_again": 0.0, "eps": 1e-8, "other_weight": 1.0,
        "unlikelihood_weight": 0.0, "ordering_weight": 0.0,
        "eval": {"turns": 6, "scaling_turns": 12, "draft_steps": 0, "early_stop": False, "final_reveal": False}}
 

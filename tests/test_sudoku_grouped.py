@@ -9,7 +9,7 @@ from rm_core.history import HistoryConfig
 from rm_core.pipeline.sudoku.train import build_model, rm_sudoku_loss, rm_sudoku_parts
 from rm_core.tasks.sudoku import SudokuSpec, generate_solved_boards, to_tokens
 from rm_core.train import TrainConfig, train
-from rm_core.trajectory import WRONG_REVEAL
+from rm_core.trajectory import WRONG_AGAIN, WRONG_REVEAL
 
 torch.set_num_threads(1)
 
@@ -76,13 +76,14 @@ def test_stop_after_and_callback(tmp_path):
     assert list(logs[0]["step"]) == [2, 4, 5]
 
 
+@pytest.mark.parametrize("key,rule", [("p_wrong_reveal", WRONG_REVEAL), ("p_wrong_again", WRONG_AGAIN)])
 @pytest.mark.parametrize("p", [0.0, 1.0])
-def test_sudoku_training_reads_p_wrong_reveal(p):
-    """sudoku.rm.p_wrong_reveal (ours) reaches the instances Sudoku training draws."""
+def test_sudoku_training_reads_the_extra_rules(p, key, rule):
+    """sudoku.rm.p_wrong_reveal and p_wrong_again (ours) reach the instances Sudoku training draws."""
     spec = SudokuSpec(2, 2)
     solutions = torch.as_tensor(to_tokens(generate_solved_boards(40, spec, seed=0), spec))
-    cfg = dict(CFG, rm=dict(CFG["rm"], p_wrong_reveal=p))
+    cfg = dict(CFG, rm=dict(CFG["rm"], **{key: p}))
     model, history, _ = _setup(spec, solutions, {"kind": "her", "gamma": 0.9}, 0)
     make_input, _ = rm_sudoku_parts(cfg, history, solutions, spec)
     _, (inst, _, _) = make_input(model, torch.Generator().manual_seed(0))
-    assert ((inst.rule == WRONG_REVEAL) == (inst.edit_set if p == 1.0 else torch.zeros_like(inst.edit_set))).all()
+    assert ((inst.rule == rule) == (inst.edit_set if p == 1.0 else torch.zeros_like(inst.edit_set))).all()

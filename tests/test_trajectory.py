@@ -5,7 +5,7 @@ import hashlib
 import pytest
 import torch
 
-from rm_core.trajectory import (KEEP, MASK, WRONG, WRONG_REVEAL, DraftProposal, EditSetSize, SourceProposal, TopKProposal, UniformProposal,
+from rm_core.trajectory import (KEEP, MASK, WRONG, WRONG_AGAIN, WRONG_REVEAL, DraftProposal, EditSetSize, SourceProposal, TopKProposal, UniformProposal,
                                 build_instances, materialise, sample_edit_set)
 
 
@@ -329,5 +329,42 @@ def test_wrong_reveal_off_draws_the_paper_rules_exactly():
         return h.hexdigest()
 
     before = "0d019b941cb2d2a3fa5bc040f16b311751ff116c6c5df9c0cad22de6a5a1fe91"
-    assert digest() == before and digest(p_wrong_reveal=0.0) == before
+    assert digest() == before and digest(p_wrong_reveal=0.0) == before and digest(p_wrong_again=0.0) == before
     assert digest(p_wrong_reveal=1e-12) != before  # any positive value draws the rule
+    assert digest(p_wrong_again=1e-12) != before
+
+
+def test_wrong_again_rule_per_position():
+    """p_wrong_again (ours): an edit position holds a wrong token w, MASK from step beta, then a
+    second wrong token w' from mu (1 <= beta < mu <= T); w' is a fresh draw, so it repeats w about
+    one time in K-1 (a replay) and differs otherwise; the other rules are as before."""
+    T, M, K = 6, 9, 9
+    g = torch.Generator().manual_seed(4)
+    target = torch.randint(0, K, (96, 20), generator=g)
+    editable = torch.ones(96, 20, dtype=torch.bool)
+    inst = build_instances(target, editable, T, M, UniformProposal(range(K)), g, EditSetSize("count", 4, 12),
+                           p_wrong=0.5, p_wrong_reveal=0.3, p_wrong_again=0.5)
+    traj = materialise(inst, T)
+    counts = {KEEP: 0, WRONG: 0, MASK: 0, WRONG_REVEAL: 0, WRONG_AGAIN: 0}
+    replays = 0
+    for b in range(96):
+        for i in range(20):
+            seq, x = traj[b, :, i].tolist(), int(target[b, i])
+            r = int(inst.rule[b, i])
+            counts[r] += 1
+            if r == WRONG_AGAIN:
+                w, beta = seq[0], seq.index(M)
+                mu = beta + next(k for k, v in enumerate(seq[beta:]) if v != M)
+                w2 = seq[mu]
+                assert w != x and w2 != x and w != M and w2 != M
+                assert 1 <= beta <= T - 1 and beta + 1 <= mu <= T
+                assert seq == [w] * beta + [M] * (mu - beta) + [w2] * (T + 1 - mu)
+                replays += w2 == w
+            elif r == WRONG_REVEAL:
+                assert seq[0] == M and seq[-1] == M
+        assert torch.equal(inst.z[b], traj[b, int(inst.t[b])])
+    n_edit = sum(counts[k] for k in (WRONG, MASK, WRONG_REVEAL, WRONG_AGAIN))
+    assert n_edit == int(inst.edit_set.sum())
+    # drawn last, wrong again wins: P = 0.5; wrong reveal keeps 0.3 * 0.5 of the edit positions
+    assert 0.45 < counts[WRONG_AGAIN] / n_edit < 0.55 and 0.11 < counts[WRONG_REVEAL] / n_edit < 0.19
+    assert 0.05 < replays / counts[WRONG_AGAIN] < 0.2  # 1/8 expected

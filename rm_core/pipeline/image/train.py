@@ -144,7 +144,7 @@ def rm_loss_fn(cfg: dict, spec: LayoutSpec, data: dict):
         target, src = ids_all[idx].to(dev), src_all[idx].to(dev)
         editable = edit_row.to(dev).expand(bs, -1)
         inst = build_instances(target, editable, T, spec.mask_id, SourceProposal(src), g, rm.edit_set, rm.p_wrong,
-                               p_wrong_reveal=rm.p_wrong_reveal)
+                               p_wrong_reveal=rm.p_wrong_reveal, p_wrong_again=rm.p_wrong_again)
         a = rm_model_input(model, inst, editable, history, T)
         inputs, attn = _dropout(model, spec, a, inst.z, cfg, g)
         logits = model.logits(inputs, attention_mask=attn)

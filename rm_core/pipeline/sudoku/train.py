@@ -47,7 +47,7 @@ def rm_sudoku_parts(cfg: dict, history: HistoryConfig, solutions: torch.Tensor, 
         target = solutions.to(g.device)[idx]
         editable = torch.ones_like(target, dtype=torch.bool)
         inst = build_instances(target, editable, T, spec.mask_id, proposal, g, rm.edit_set, rm.p_wrong,
-                               p_wrong_reveal=rm.p_wrong_reveal)
+                               p_wrong_reveal=rm.p_wrong_reveal, p_wrong_again=rm.p_wrong_again)
         # Eq. 2 from the (token, lag span) table: equal to rm_model_input, faster (rm_core.history_table)
         return rm_model_input_table(model, inst, editable, history, T, spec.vocab_size), (inst, target, editable)
 

@@ -112,7 +112,7 @@ def rm_objective(enc: PairEncoder, topk_ids: torch.Tensor, topk_probs: torch.Ten
             draft[:, N - G:] = drafts[idx].to(dev)
             proposal = DraftProposal(draft, torch.rand(B, generator=g, device=dev) < share, proposal)
         inst = build_instances(target, editable, T, tok.mask_id, proposal, g, rm.edit_set, rm.p_wrong,
-                               p_wrong_reveal=rm.p_wrong_reveal)
+                               p_wrong_reveal=rm.p_wrong_reveal, p_wrong_again=rm.p_wrong_again)
         if n_all:  # the first n_all RM rows: an all-MASK answer at t = 0
             blank = build_instances(target[:n_all], editable[:n_all], T, tok.mask_id, fallback, g, EditSetSize("all"),
                                     p_wrong=0.0, t=torch.zeros(n_all, dtype=torch.long, device=dev))
