@@ -218,24 +218,19 @@ def build_instances(
     m = torch.full_like(target, mask_id)
     zero = torch.zeros_like(target)
 
+    wrong_st = torch.stack([zero, beta, mu_wrong], -1)
+    # (rule, its three segment tokens, their first steps); the rules are disjoint
+    rules = [(WRONG, (w, m, target), wrong_st), (MASK, (m, m, target), torch.stack([zero, zero, mu_mask], -1))]
+    if p_wrong_reveal > 0:
+        rules.append((WRONG_REVEAL, (m, w, m), wrong_st))
+    if p_wrong_again > 0:
+        rules.append((WRONG_AGAIN, (w, m, w_again), wrong_st))
     seg_tokens = torch.stack([target, target, target], -1)
     seg_starts = torch.stack([zero, zero, zero], -1)
-    wrong_tok = torch.stack([w, m, target], -1)
-    wrong_st = torch.stack([zero, beta, mu_wrong], -1)
-    mask_tok = torch.stack([m, m, target], -1)
-    mask_st = torch.stack([zero, zero, mu_mask], -1)
-    seg_tokens = torch.where((rule == WRONG)[..., None], wrong_tok, seg_tokens)
-    seg_starts = torch.where((rule == WRONG)[..., None], wrong_st, seg_starts)
-    seg_tokens = torch.where((rule == MASK)[..., None], mask_tok, seg_tokens)
-    seg_starts = torch.where((rule == MASK)[..., None], mask_st, seg_starts)
-    if p_wrong_reveal > 0:
-        reveal_tok = torch.stack([m, w, m], -1)
-        seg_tokens = torch.where((rule == WRONG_REVEAL)[..., None], reveal_tok, seg_tokens)
-        seg_starts = torch.where((rule == WRONG_REVEAL)[..., None], wrong_st, seg_starts)
-    if p_wrong_again > 0:
-        again_tok = torch.stack([w, m, w_again], -1)
-        seg_tokens = torch.where((rule == WRONG_AGAIN)[..., None], again_tok, seg_tokens)
-        seg_starts = torch.where((rule == WRONG_AGAIN)[..., None], wrong_st, seg_starts)
+    for r, tokens, starts in rules:
+        at = (rule == r)[..., None]
+        seg_tokens = torch.where(at, torch.stack(tokens, -1), seg_tokens)
+        seg_starts = torch.where(at, starts, seg_starts)
 
     if t is None:
         t = torch.floor(torch.rand(target.shape[0], generator=generator, device=dev) * T).long()
