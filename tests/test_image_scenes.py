@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from rm_core.io import read_parquet, write_parquet
 from rm_core.tasks.image.codec import stack_images, stack_masks
@@ -12,6 +13,7 @@ from rm_core.tasks.image.scenes import (
     SceneSpec,
     build_edit_dataset,
     canonical,
+    location_name,
     object_region,
     parse_scene,
     render,
@@ -70,3 +72,27 @@ def test_instructions_fit_the_mini_vocab(tmp_path):
     write_parquet(df, tmp_path / "d.parquet", schema_doc=SCHEMA_DOC)
     back = read_parquet(tmp_path / "d.parquet")
     pd.testing.assert_frame_equal(df, back)
+
+
+@pytest.mark.parametrize("size", [24, 32, 40])
+@pytest.mark.parametrize("names", ["row-column", "one-word"])
+def test_place_names_name_each_cell_once(size, names):
+    """Every cell has its own name; one-word names are single words, and an `add` or `move`
+    instruction ends with the name of the cell the object lands in."""
+    spec = SceneSpec(size=size, cell=8, max_objects=3, place_names=names)
+    cells = [(r, c) for r in range(spec.grid) for c in range(spec.grid)]
+    got = [location_name(r, c, spec) for r, c in cells]
+    assert len(set(got)) == len(cells)
+    assert all((len(n.split()) == 1) == (names == "one-word") for n in got)
+    df = build_edit_dataset(200, 0, seed=3, spec=spec, kinds=("add", "move"))
+    for row in df.itertuples():
+        edit = json.loads(row.edit)
+        r, c = (edit["object"]["row"], edit["object"]["col"]) if row.kind == "add" else (edit["to"]["row"], edit["to"]["col"])
+        assert row.instruction.endswith(" the " + location_name(r, c, spec))
+    if size == 24 and names == "one-word":
+        assert got == ["top-left", "top", "top-right", "left", "centre", "right", "bottom-left", "bottom", "bottom-right"]
+
+
+def test_place_names_are_checked():
+    with pytest.raises(ValueError, match="place_names"):
+        SceneSpec(place_names="compass")

@@ -1,7 +1,9 @@
 """rm_core.method: the typed method config, the top-level `rm` section merged under each track's."""
 
 import pytest
+import yaml
 
+from rm_core.config import ROOT, load_config
 from rm_core.history import HistoryConfig
 from rm_core.method import RMConfig, RMEval, merge, track_rm
 from rm_core.trajectory import EditSetSize
@@ -61,3 +63,21 @@ def test_training_stages_get_the_settings_without_eval():
 
     d = training_settings(TOP)
     assert "eval" not in d and RMConfig.from_dict(d).eval is None and RMConfig.from_dict(d).T == 6
+
+
+@pytest.mark.parametrize("overlay", sorted(p.name for p in (ROOT / "config").glob("*.yaml") if p.name != "paper.yaml"))
+def test_every_config_overlay_validates_and_sets_its_keys(overlay):
+    """Each overlay of config/ merges over config.yaml and over config/paper.yaml into a config the
+    schema accepts, with every value it sets in the result (a misspelt key fails the schema)."""
+    over = yaml.safe_load((ROOT / "config" / overlay).read_text())
+
+    def leaves(d, path=()):
+        for k, v in d.items():
+            yield from leaves(v, path + (k,)) if isinstance(v, dict) else [(path + (k,), v)]
+
+    for cfg in (load_config(ROOT / "config" / overlay), load_config(ROOT / "config" / "paper.yaml", ROOT / "config" / overlay)):
+        for path, value in leaves(over):
+            got = cfg
+            for k in path:
+                got = got[k]
+            assert got == value, (overlay, path)

@@ -38,7 +38,8 @@ def scene_spec_of(cfg: dict):
     from ...tasks.image.scenes import SceneSpec
     sc = cfg["data"]["scenes"]
     return SceneSpec(size=sc["size"], cell=sc["cell"], min_objects=sc["min_objects"], max_objects=sc["max_objects"],
-                     shapes=tuple(sc["shapes"]), colours=tuple(sc["colours"]), backgrounds=tuple(sc["backgrounds"]))
+                     shapes=tuple(sc["shapes"]), colours=tuple(sc["colours"]), backgrounds=tuple(sc["backgrounds"]),
+                     place_names=sc["place_names"])
 
 
 def make_data(cfg: dict, seed: int, edits: str, pool: str | None = None) -> pd.DataFrame:

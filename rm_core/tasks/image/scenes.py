@@ -47,6 +47,9 @@ BACKGROUNDS = {
 EDIT_KINDS = ("add", "remove", "recolour", "move", "replace", "background")
 _ROWS4 = ("top", "upper", "lower", "bottom")
 _COLS4 = ("left", "middle-left", "middle-right", "right")
+# one word per cell of a 3x3 grid (place_names: one-word)
+_CELLS3 = ("top-left", "top", "top-right", "left", "centre", "right", "bottom-left", "bottom", "bottom-right")
+PLACE_NAMES = ("row-column", "one-word")
 
 SCHEMA_DOC = """\
 id: str, unique example id '<split>-<index>'
@@ -77,8 +80,14 @@ class SceneSpec:
     shapes: tuple = SHAPES
     colours: tuple = tuple(COLOURS)
     backgrounds: tuple = tuple(BACKGROUNDS)
+    # how an instruction names a cell (ours): "row-column" ('row 2 column 3'; 'upper left' on a
+    # 4x4 grid) or "one-word" (one word per cell: 'top-right', 'centre', ...; 'row2-column3' on
+    # grids other than 3x3 and 4x4)
+    place_names: str = "row-column"
 
     def __post_init__(self):
+        if self.place_names not in PLACE_NAMES:
+            raise ValueError(f"place_names must be one of {PLACE_NAMES}, got {self.place_names!r}")
         if self.size % self.cell or self.cell < 6:
             raise ValueError(f"size must be a multiple of cell >= 6, got size={self.size} cell={self.cell}")
         if not 1 <= self.min_objects <= self.max_objects < self.grid**2:
@@ -155,10 +164,15 @@ def canonical(scene: dict) -> str:
 
 
 def location_name(row: int, col: int, spec: SceneSpec) -> str:
-    """'top left', 'lower middle-right', ... on a 4x4 grid; 'row r column c' otherwise."""
+    """How an instruction names a cell. ``place_names`` "row-column": 'top left', 'lower
+    middle-right', ... on a 4x4 grid, 'row r column c' otherwise; "one-word": a single word
+    ('top-right', 'centre' on a 3x3 grid; 'upper-middle-left' on 4x4; 'row2-column3' otherwise)."""
+    one = spec.place_names == "one-word"
+    if one and spec.grid == 3:
+        return _CELLS3[row * 3 + col]
     if spec.grid == 4:
-        return f"{_ROWS4[row]} {_COLS4[col]}"
-    return f"row {row + 1} column {col + 1}"
+        return f"{_ROWS4[row]}{'-' if one else ' '}{_COLS4[col]}"
+    return f"row{row + 1}-column{col + 1}" if one else f"row {row + 1} column {col + 1}"
 
 
 def reference(obj: dict, scene: dict, spec: SceneSpec) -> str:
