@@ -36,28 +36,11 @@ import torch
 from rm_core.config import load_config
 from rm_core.io import read_parquet
 from rm_core.method import merge
-from rm_core.metrics.image_edit import aggregate
+from rm_core.metrics.image_edit import aggregate, region_stats
 from rm_core.pipeline.image.data import load_layout, load_pixels
 from rm_core.pipeline.image.evaluate import edit_rows, sample_edits
 from rm_core.pipeline.image.model import base_path, load_model
 from rm_core.tasks.image.vq import Codec
-
-
-def region_stats(codes: np.ndarray, traj: list | None, src: np.ndarray, tgt: np.ndarray) -> dict:
-    """The shares above for final codes (B, n), RM trajectories ((T+1)*n each, -1 = MASK)."""
-    region = src != tgt
-    out = {"changed": float((codes != src)[region].mean()), "exact": float((codes == tgt)[region].mean()),
-           "outside": float((codes != src)[~region].mean()),
-           "unchanged_edits": float((codes == src).all(1).mean())}
-    if traj:
-        n = src.shape[1]
-        states = np.stack([np.asarray(t).reshape(-1, n) for t in traj])  # (B, T+1, n)
-        masked = states[:, 1:] < 0
-        ever = masked.any(1)
-        out["remask_t1"] = float(masked[:, 0][region].mean())
-        out["remask_any"] = float(ever[region].mean())
-        out["restored"] = float((ever & (codes == src))[region].mean())
-    return out
 
 
 def pixel_stats(cfg: dict, codes: np.ndarray, codec: Codec, src_px, region_px, grid) -> dict:

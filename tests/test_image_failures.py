@@ -1,6 +1,8 @@
-"""bench/image_failures.py on edits worked out by hand."""
+"""bench/image_failures.py and rm_core.metrics.image_edit.region_stats on edits worked out by hand."""
 
+import numpy as np
 import pandas as pd
+import pytest
 
 from bench.image_failures import failures
 
@@ -19,3 +21,20 @@ def test_failures_by_hand():
     assert d.loc["move"].tolist() == [False, False, 0.5, 0.5, 0]
     exact = failures(tokens, pd.DataFrame({"id": ["a"], "codes": [[1, 9, 1, 1]]}))
     assert exact.iloc[0].tolist() == ["add", True, False, 1.0, 1.0, 0]
+
+
+def test_region_stats_hand_worked():
+    """Two edits of 4 codes, worked by hand: region = {1, 3} and {2}; 5 codes outside it."""
+    from rm_core.metrics.image_edit import region_stats
+
+    src = np.array([[1, 1, 2, 2], [3, 3, 3, 3]])
+    tgt = np.array([[1, 5, 2, 6], [3, 3, 7, 3]])
+    codes = np.array([[1, 5, 2, 2], [3, 4, 3, 3]])  # edit 0: one region code right; edit 1: one collateral
+    traj = [[1, 1, 2, 2, 1, -1, 2, 2, 1, 5, 2, 2],    # T = 2: turn 1 masks region code 1, never code 3
+            [3, 3, 3, 3, 3, 3, 3, 3, 3, 4, -1, 3]]    # turn 2 masks the region code
+    s = region_stats(codes, traj, src, tgt)
+    assert s["changed"] == pytest.approx(1 / 3) and s["exact"] == pytest.approx(1 / 3)
+    assert s["outside"] == pytest.approx(1 / 5) and s["unchanged_edits"] == 0.0
+    assert s["remask_t1"] == pytest.approx(1 / 3) and s["remask_any"] == pytest.approx(2 / 3)
+    assert s["restored"] == pytest.approx(1 / 3)  # edit 1 position 2 came back; edit 0 position 3 never left
+    assert region_stats(src, None, src, tgt)["unchanged_edits"] == 1.0

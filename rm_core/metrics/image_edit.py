@@ -95,6 +95,30 @@ def aggregate(rows: pd.DataFrame, psnr_cap: float = DEFAULT_PSNR_CAP) -> dict:
     }
 
 
+def region_stats(codes: np.ndarray, traj: list | None, src: np.ndarray, tgt: np.ndarray) -> dict:
+    """Code-level shares of the edit region (target code != source code) over B edits.
+
+    ``codes`` (B, n) are the final codes, ``traj`` the RM trajectories ((T+1)*n each, -1 = MASK)
+    or None. Region shares: ``changed`` (final != source), ``exact`` (final == target),
+    ``remask_t1`` / ``remask_any`` (MASK at the first / any turn), ``restored`` (re-masked and
+    revealed back to the source code); ``outside``: share of non-region codes changed;
+    ``unchanged_edits``: share of edits whose final codes equal the source codes. Used by the
+    coverage and failure diagnoses in ``bench/`` (README, image section)."""
+    region = src != tgt
+    out = {"changed": float((codes != src)[region].mean()), "exact": float((codes == tgt)[region].mean()),
+           "outside": float((codes != src)[~region].mean()),
+           "unchanged_edits": float((codes == src).all(1).mean())}
+    if traj:
+        n = src.shape[1]
+        states = np.stack([np.asarray(t).reshape(-1, n) for t in traj])  # (B, T+1, n)
+        masked = states[:, 1:] < 0
+        ever = masked.any(1)
+        out["remask_t1"] = float(masked[:, 0][region].mean())
+        out["remask_any"] = float(ever[region].mean())
+        out["restored"] = float((ever & (codes == src))[region].mean())
+    return out
+
+
 def mini_instruction_report(scene_after_expected, edited_image: np.ndarray, spec=None, max_cell_mae: float = 24.0) -> dict:
     """Read the edited mini scene back (scenes.parse_scene) and compare with the expected one.
 
