@@ -38,3 +38,21 @@ def test_region_stats_hand_worked():
     assert s["remask_t1"] == pytest.approx(1 / 3) and s["remask_any"] == pytest.approx(2 / 3)
     assert s["restored"] == pytest.approx(1 / 3)  # edit 1 position 2 came back; edit 0 position 3 never left
     assert region_stats(src, None, src, tgt)["unchanged_edits"] == 1.0
+
+
+def test_margin_summary_hand_worked():
+    """bench/image_margins.py's summary on two 'add' edits and one 'background' edit of 3 cells."""
+    from bench.image_margins import margin_summary
+
+    src = np.array([[0, 0, 0], [0, 0, 5], [1, 1, 1]])
+    tgt = np.array([[0, 7, 0], [7, 0, 5], [2, 2, 2]])          # regions {1}, {0}, {0, 1, 2}
+    margins = np.array([[-1.0, 2.0, 3.0],                       # region 2.0 > 0, but cell 2 is higher
+                        [-0.5, -4.0, -9.0],                     # region highest, not re-masked
+                        [1.0, 2.0, -1.0]])
+    d = margin_summary(margins, src, tgt, np.array(["add", "add", "background"])).set_index("kind")
+    assert d.loc["add", "edits"] == 2 and d.loc["add", "median_in"] == pytest.approx(0.75)
+    assert d.loc["add", "median_out"] == pytest.approx(-2.5)    # median of -1, 3, -4, -9
+    assert d.loc["add", "remask_in"] == 0.5 and d.loc["add", "remask_out"] == 0.25
+    assert d.loc["add", "top_in_region"] == 0.5
+    assert d.loc["background", "remask_in"] == pytest.approx(2 / 3)
+    assert np.isnan(d.loc["background", "median_out"]) and np.isnan(d.loc["background", "top_in_region"])

@@ -345,3 +345,20 @@ def test_image_dag_in_dry_run(workdir, paper):
             assert params[which][key] == expected[key], (which, key)
     if paper:
         assert '"kind": "dimoo"' in r.stdout and '"n_train": 85000' in r.stdout
+
+
+def test_first_turn_margins_agree_with_the_sampler(mini):
+    """bench/image_margins.py: a code's first-turn margin is > 0 exactly where the evaluation
+    sampler (Eq. 1) re-masked it at turn 1 (the saved RM trajectories)."""
+    from bench.image_margins import first_turn_margins
+
+    cfg, d, _ = mini
+    spec, _ = im_data.load_layout(d["tokens"], cfg)
+    toks = read_parquet(Path(d["tokens"]) / "edits.parquet")
+    test = toks[toks.split == "test"].reset_index(drop=True)
+    model = im_model.load_model(cfg, d["rm"]).eval()
+    margins = first_turn_margins(cfg, model, spec, test)
+    traj = np.stack(read_parquet(f"{d['eval']}/rm_outputs.parquet").trajectory.map(np.asarray)).reshape(6, 3, 9)
+    assert margins.shape == (6, 9)
+    assert 0 < (traj[:, 1] < 0).sum() < traj[:, 1].size  # both outcomes occur (5 of 54 re-masked)
+    assert np.array_equal(margins > 0, traj[:, 1] < 0)
