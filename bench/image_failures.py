@@ -17,8 +17,6 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from rm_core.metrics.image_edit import region_stats
-
 
 def failures(tokens: pd.DataFrame, outputs: pd.DataFrame) -> pd.DataFrame:
     """One row per edit: kind, exact, unchanged, region_right, region_changed, outside_wrong."""
@@ -26,12 +24,12 @@ def failures(tokens: pd.DataFrame, outputs: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for rec in outputs.itertuples():
         src, tgt = np.asarray(tok.at[rec.id, "source_codes"]), np.asarray(tok.at[rec.id, "target_codes"])
-        out = np.asarray(rec.codes)
-        s = region_stats(out[None], None, src[None], tgt[None])  # one edit: its region's shares
+        out, region = np.asarray(rec.codes), src != tgt
         rows.append({"kind": tok.at[rec.id, "kind"], "exact": bool((out == tgt).all()),
-                     "unchanged": bool(s["unchanged_edits"]), "region_right": s["exact"],
-                     "region_changed": s["changed"],
-                     "outside_wrong": int(round(s["outside"] * int((src == tgt).sum())))})
+                     "unchanged": bool((out == src).all()),
+                     "region_right": float((out[region] == tgt[region]).mean()),
+                     "region_changed": float((out[region] != src[region]).mean()),
+                     "outside_wrong": int((out[~region] != tgt[~region]).sum())})  # 0 when every code changes
     return pd.DataFrame(rows)
 
 

@@ -21,6 +21,10 @@ def test_failures_by_hand():
     assert d.loc["move"].tolist() == [False, False, 0.5, 0.5, 0]
     exact = failures(tokens, pd.DataFrame({"id": ["a"], "codes": [[1, 9, 1, 1]]}))
     assert exact.iloc[0].tolist() == ["add", True, False, 1.0, 1.0, 0]
+    # a background edit changes every code: nothing lies outside its region
+    bg = pd.DataFrame({"id": ["d"], "kind": ["background"], "source_codes": [[1, 1]], "target_codes": [[2, 2]]})
+    assert failures(bg, pd.DataFrame({"id": ["d"], "codes": [[2, 1]]})).iloc[0].tolist() == [
+        "background", False, False, 0.5, 0.5, 0]
 
 
 def test_region_stats_hand_worked():
