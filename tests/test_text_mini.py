@@ -9,7 +9,7 @@ import pytest
 from rm_core.metrics.code_sandbox import run_tests
 from rm_core.metrics.math_grade import grade
 from rm_core.tasks.text.layout import batch_layout
-from rm_core.tasks.text.mini import MAX_PROMPT, MAX_RESPONSE, make_mini, math_steps
+from rm_core.tasks.text.mini import MAX_CHECKED, MAX_PROMPT, MAX_RESPONSE, make_mini, math_solution, math_steps
 from rm_core.tasks.text.tokenizer import CharTokenizer
 
 
@@ -32,6 +32,26 @@ def test_math_self_consistent(mini):
     df = mini["math"]["test"].head(20)
     assert all(grade(a, s, require_boxed=True) for a, s in zip(df["answer"], df["solution"]))
     assert math_steps("7+5*3") == (["5*3=15", "7+15=22"], 22)
+
+
+def test_math_check_steps_undo_the_work():
+    # hand-worked: the steps undone in reverse order, back to the first operand
+    assert math_solution("3+5-2", check=True) == ("3+5=8;8-2=6;6+2=8;8-5=3;\\boxed{6}", 6)
+    assert math_solution("0-4-1", check=True)[0] == "0-4=-4;-4-1=-5;-5+1=-4;-4+4=0;\\boxed{-5}"
+    d = make_mini("math", 300, 60, seed=5, n_ops=(2, 3), ops="+-", max_digit=5, n_val=60, check=True)
+    for df in d.values():
+        for prob, sol, ans in zip(df["problem"], df["solution"], df["answer"]):
+            steps = sol.split(";")
+            n = len(re.findall(r"[-+]", prob[1:]))  # operators of the prompt
+            assert len(steps) == 2 * n + 1 and steps[-1] == "\\boxed{" + ans + "}"
+            assert steps[n - 1].split("=")[1] == ans  # the worked steps end at the answer ...
+            assert steps[2 * n - 1].split("=")[1] == prob[0]  # ... and the checks at the first operand
+            for s in steps[:-1]:
+                lhs, rhs = s.split("=")
+                assert eval(lhs) == int(rhs)
+        assert df["response"].str.len().max() <= MAX_CHECKED
+    with pytest.raises(ValueError, match="check"):
+        make_mini("math", 10, 5, ops="+-*", check=True)
 
 
 def test_code_passes_own_asserts(mini):

@@ -30,12 +30,13 @@ the pipeline's mini config, with one-digit choices).
 Train and test are disjoint by ``key`` (math: the expression; code: the spec; mc "a+b": the stem,
 "largest"/"smallest": stem + the set of choices). Each generator returns {"train", "test"}
 DataFrames with the columns of the matching real loader (benchmarks.py) plus ``prompt`` and
-``response``; lengths: prompt ≤ 48 and response ≤ 48 characters.
+``response``; lengths: prompt ≤ 48 and response ≤ 48 characters (math with check steps: ≤ 72).
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from typing import Callable
 
 import numpy as np
@@ -43,6 +44,7 @@ import pandas as pd
 
 LETTERS = ("A", "B", "C", "D")
 MAX_PROMPT, MAX_RESPONSE = 48, 48
+MAX_CHECKED = 72  # math responses with check steps (ours)
 
 SCHEMA_DOC = {
     "math": "unique_id: str mini_math/<split>/<n>\nproblem: str expression ending '='\nsolution: str worked steps + \\boxed{}\n"
@@ -121,21 +123,40 @@ def math_steps(expr: str) -> tuple[list[str], int]:
     return steps, toks[0]
 
 
-def math_solution(expr: str) -> tuple[str, int]:
+def check_steps(steps: list[str]) -> list[str]:
+    """Ours: the worked steps of a +/- expression undone in reverse order, from its value back to its
+    first operand: ``3+5=8;8-2=6`` gives ``6+2=8;8-5=3``. The last check's result must equal the
+    prompt's first digit, so a wrong value anywhere in the worked steps disagrees with a token the
+    model can see (the prompt) unless a check step is itself wrong: a redundant check the answer
+    must agree with, for Eq. 1 to read."""
+    out = []
+    for s in reversed(steps):
+        a, op, b, c = re.fullmatch(r"(-?\d+)([-+])(\d+)=(-?\d+)", s).groups()
+        out.append(f"{c}{'-' if op == '+' else '+'}{b}={a}")
+    return out
+
+
+def math_solution(expr: str, check: bool = False) -> tuple[str, int]:
+    """Worked steps, ``check`` steps (ours, ops "+-" only) and the boxed value."""
     steps, value = math_steps(expr)
+    if check:
+        steps = steps + check_steps(steps)
     return "".join(s + ";" for s in steps) + "\\boxed{" + str(value) + "}", value
 
 
 def make_math(n_train: int, n_test: int, seed: int = 0, n_ops=(2, 3), ops: str = "+-*", max_digit: int = 9,
-              balanced: bool = False, n_val: int = 0) -> dict[str, pd.DataFrame]:
+              balanced: bool = False, n_val: int = 0, check: bool = False) -> dict[str, pd.DataFrame]:
     """Operands are digits 0..``max_digit``; ``balanced`` draws the subject uniformly first (ops "+-"
-    only: sum / difference / mixed), so every subject has about the same number of problems."""
+    only: sum / difference / mixed), so every subject has about the same number of problems;
+    ``check`` (ours, ops "+-" only) appends the steps undone back to the first operand (``check_steps``)."""
     if not ops or set(ops) - set("+-*"):
         raise ValueError(f"math ops must be a non-empty subset of '+-*', got {ops!r}")
     if not 1 <= max_digit <= 9:
         raise ValueError(f"max_digit must be in 1..9, got {max_digit}")
     if balanced and set(ops) != set("+-"):
         raise ValueError("balanced subjects need ops '+-'")
+    if check and "*" in ops:
+        raise ValueError("math check steps need ops from '+-' (a product has no exact undo step)")
 
     def draw(rng):
         k = int(rng.choice(list(n_ops)))
@@ -147,7 +168,7 @@ def make_math(n_train: int, n_test: int, seed: int = 0, n_ops=(2, 3), ops: str =
             if len(pool) == 1 or len(set(signs)) == 2:  # "mixed" needs both signs
                 break
         expr = str(rng.integers(max_digit + 1)) + "".join(o + str(rng.integers(max_digit + 1)) for o in signs)
-        solution, value = math_solution(expr)
+        solution, value = math_solution(expr, check)
         return expr, {"problem": expr + "=", "solution": solution, "answer": str(value), "subject": math_subject(expr),
                       "level": k}
 
@@ -303,8 +324,9 @@ def make_mini(kind: str, n_train: int, n_test: int, seed: int = 0, n_val: int = 
     if kind not in MAKERS:
         raise ValueError(f"unknown mini task {kind!r}; expected one of {sorted(MAKERS)}")
     out = MAKERS[kind](n_train, n_test, seed, n_val=n_val, **kw)
+    bound = MAX_CHECKED if kw.get("check") else MAX_RESPONSE
     for side, df in out.items():
-        too_long = (df["prompt"].str.len() > MAX_PROMPT) | (df["response"].str.len() > MAX_RESPONSE)
+        too_long = (df["prompt"].str.len() > MAX_PROMPT) | (df["response"].str.len() > bound)
         if too_long.any():
             raise AssertionError(f"mini {kind}/{side}: {int(too_long.sum())} examples exceed the length bounds")
     return out
