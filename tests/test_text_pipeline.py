@@ -183,6 +183,22 @@ def test_training_layout_matches_evaluation(tmp_path):
         assert torch.equal(lay["attention_mask"][row], b["attention_mask"][row])
 
 
+def test_mini_responses_longer_than_the_answer_region_are_a_config_error(tmp_path):
+    """Check-step math (up to 63 characters) in the default 38-token answer region: an error naming
+    text.layout.gen_length, not a warning and a training set without math."""
+    cfg = mini_cfg()
+    cfg["data"]["mini"].update(math_check=True, math_n_ops=[3], math_ops="+-")
+    text_data.make_data(cfg, 0, str(tmp_path / "train_pairs.parquet"), str(tmp_path / "tasks.json"))
+    from rm_core.tasks.text.tokenizer import CharTokenizer
+
+    cfg["layout"]["gen_length"] = 38
+    with pytest.raises(ValueError, match="text.layout.gen_length = 38"):
+        text_train._fitting_pairs(CharTokenizer(), cfg, str(tmp_path / "train_pairs.parquet"))
+    cfg["layout"]["gen_length"] = 64
+    assert len(text_train._fitting_pairs(CharTokenizer(), cfg, str(tmp_path / "train_pairs.parquet"))) == \
+        len(pd.read_parquet(tmp_path / "train_pairs.parquet"))
+
+
 def test_rm_objective_draws_wrong_tokens_from_the_probe():
     """rm_objective on the real encoder: every wrong token of an instance comes from its answer
     position's cached top-k (aligned to the answer region), never the target; the loss is Eq. 4."""
