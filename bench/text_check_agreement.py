@@ -20,13 +20,13 @@ import re
 
 import pandas as pd
 
-STEP = re.compile(r"(-?\d+)([-+])(\d+)=(-?\d+)")
+from rm_core.tasks.text.mini import PM_STEP
 
 
 def parse_steps(generation: str) -> list[tuple[int, str, int, int]] | None:
     """The ``a op b=c`` steps before the boxed value; None when any of them does not parse."""
     parts = generation.split(";")[:-1]
-    steps = [STEP.fullmatch(p) for p in parts]
+    steps = [PM_STEP.fullmatch(p) for p in parts]
     if not steps or not all(steps):
         return None
     return [(int(a), op, int(b), int(c)) for a, op, b, c in (m.groups() for m in steps)]

@@ -45,6 +45,7 @@ import pandas as pd
 LETTERS = ("A", "B", "C", "D")
 MAX_PROMPT, MAX_RESPONSE = 48, 48
 MAX_CHECKED = 72  # math responses with check steps (ours)
+PM_STEP = re.compile(r"(-?\d+)([-+])(\d+)=(-?\d+)")  # one worked +/- step "a op b=c"
 
 SCHEMA_DOC = {
     "math": "unique_id: str mini_math/<split>/<n>\nproblem: str expression ending '='\nsolution: str worked steps + \\boxed{}\n"
@@ -131,7 +132,7 @@ def check_steps(steps: list[str]) -> list[str]:
     must agree with, for Eq. 1 to read."""
     out = []
     for s in reversed(steps):
-        a, op, b, c = re.fullmatch(r"(-?\d+)([-+])(\d+)=(-?\d+)", s).groups()
+        a, op, b, c = PM_STEP.fullmatch(s).groups()
         out.append(f"{c}{'-' if op == '+' else '+'}{b}={a}")
     return out
 
