@@ -96,6 +96,26 @@ def test_mini_data_split_and_pool(mini):
     assert np.array_equal(codec.decode(codes), src)
 
 
+def test_train_kind_weights_keep_validation_and_test(tmp_path):
+    """More location edits on the training sides (train_kind_weights, ours) must not move the edits
+    every setting is scored on: validation and test are those of the uniform draw, still disjoint."""
+    cfg = mini_cfg()
+    cfg["data"].update(n_train=300, n_val=40, n_test=40)
+    cfg["data"]["scenes"]["n_base"] = 300
+    plain = im_data.make_data(cfg, 0, str(tmp_path / "a" / "edits.parquet"))
+    cfg["data"]["scenes"]["train_kind_weights"] = {"add": 3, "move": 3}
+    heavy = im_data.make_data(cfg, 0, str(tmp_path / "b" / "edits.parquet"))
+    pool = read_parquet(tmp_path / "b" / "base.parquet")
+    for side in ("val", "test"):
+        pd.testing.assert_frame_equal(plain[plain.split == side].reset_index(drop=True),
+                                      heavy[heavy.split == side].reset_index(drop=True))
+    held_out = set(heavy.loc[heavy.split != "train", "scene_before"])
+    assert not held_out & set(heavy.loc[heavy.split == "train", "scene_before"]) and not held_out & set(pool.scene_before)
+    for df in (heavy[heavy.split == "train"], pool):  # weights 3, 1, 1, 3, 1, 1: add + move 6/10
+        assert df.kind.isin(["add", "move"]).mean() > 0.5
+    assert plain[plain.split == "train"].kind.isin(["add", "move"]).mean() < 0.45
+
+
 def test_equal_budgets_and_base_start(mini):
     cfg, d, _ = mini
     runs = {w: json.loads((Path(d[w]) / "run.json").read_text()) for w in ("sft", "rm")}

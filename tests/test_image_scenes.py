@@ -41,6 +41,25 @@ def test_split_by_source_scene_and_test_stable():
     pd.testing.assert_frame_equal(te.reset_index(drop=True), other[other.split == "test"].reset_index(drop=True))
 
 
+def test_train_kind_weights_shift_the_training_side_only():
+    plain = build_edit_dataset(1200, 200, seed=5)
+    heavy = build_edit_dataset(1200, 200, seed=5, train_kind_weights={"add": 4, "move": 4})
+    test_of = lambda df: df[df.split == "test"].reset_index(drop=True)  # noqa: E731
+    pd.testing.assert_frame_equal(test_of(plain), test_of(heavy))
+    share = heavy[heavy.split == "train"].kind.value_counts(normalize=True)
+    # weights 4, 1, 1, 4, 1, 1 -> add and move 4/12 each, the others 1/12 each
+    assert abs(share["add"] - 1 / 3) < 0.05 and abs(share["move"] - 1 / 3) < 0.05
+    assert all(abs(share[k] - 1 / 12) < 0.03 for k in ("remove", "recolour", "replace", "background"))
+    plain_share = plain[plain.split == "train"].kind.value_counts(normalize=True)
+    assert abs(plain_share["add"] - 1 / 6) < 0.04
+    only = build_edit_dataset(100, 10, seed=5, train_kind_weights={k: 0 for k in EDIT_KINDS if k != "add"})
+    assert set(only[only.split == "train"].kind) == {"add"} and len(set(only[only.split == "test"].kind)) > 1
+    with pytest.raises(ValueError, match="not drawn"):
+        build_edit_dataset(10, 10, seed=5, kinds=("add", "remove"), train_kind_weights={"move": 2})
+    with pytest.raises(ValueError, match="positive sum"):
+        build_edit_dataset(10, 10, seed=5, train_kind_weights={k: 0 for k in EDIT_KINDS})
+
+
 def test_region_is_exact_per_kind():
     df = build_edit_dataset(600, 0, seed=1)
     assert set(df.kind) == set(EDIT_KINDS)

@@ -288,7 +288,24 @@ def make_example(scene: dict, kind: str, rng: np.random.Generator, spec: SceneSp
     }
 
 
-def _draw_split(rng, n, spec, kinds, per_scene, exclude, split):
+def _kind_probs(kinds, weights):
+    """Drawing probabilities of ``kinds`` from relative ``weights`` (kind -> weight; a kind not
+    named weighs 1), or None (uniform, the default draw) when ``weights`` is empty."""
+    if not weights:
+        return None
+    unknown = set(weights) - set(kinds)
+    if unknown:
+        raise ValueError(f"kind weights name kinds not drawn: {sorted(unknown)}; drawn {list(kinds)}")
+    w = np.array([float(weights.get(k, 1.0)) for k in kinds])
+    if (w < 0).any() or not w.sum() > 0:
+        raise ValueError(f"kind weights must be >= 0 with a positive sum, got {dict(weights)}")
+    return w / w.sum()
+
+
+def _draw_split(rng, n, spec, kinds, per_scene, exclude, split, weights=None):
+    p = _kind_probs(kinds, weights)
+    if p is not None and per_scene > int((p > 0).sum()):
+        raise ValueError(f"edits_per_scene={per_scene} distinct kinds, but only {int((p > 0).sum())} have weight > 0")
     rows, seen, s = [], set(), 0
     while len(rows) < n:
         scene = random_scene(rng, spec)
@@ -296,7 +313,7 @@ def _draw_split(rng, n, spec, kinds, per_scene, exclude, split):
         if key in exclude or key in seen:
             continue
         seen.add(key)
-        for kind in rng.choice(list(kinds), size=min(per_scene, len(kinds)), replace=False):
+        for kind in rng.choice(list(kinds), size=min(per_scene, len(kinds)), replace=False, p=p):
             if len(rows) == n:
                 break
             ex = make_example(scene, str(kind), rng, spec)
@@ -328,18 +345,24 @@ def build_edit_dataset(
     spec: SceneSpec = SceneSpec(),
     kinds=EDIT_KINDS,
     edits_per_scene: int = 1,
+    train_kind_weights=None,
+    exclude_scenes=(),
 ) -> pd.DataFrame:
     """``n_train`` + ``n_test`` edit examples (schema: ``SCHEMA_DOC``), split by source scene.
 
     Test scenes come from their own random stream (seed, 1), so the test set does not
     depend on ``n_train``; train scenes (seed, 0) equal to a test source scene are
-    redrawn. Each source scene yields ``edits_per_scene`` edits of distinct kinds.
+    redrawn. Each source scene yields ``edits_per_scene`` edits of distinct kinds, drawn
+    uniformly, or for the training side by ``train_kind_weights`` (kind -> relative weight,
+    ours: more location edits), which leaves the test side as it is. Train scenes in
+    ``exclude_scenes`` (canonical scene JSON strings) are redrawn too.
     """
     unknown = set(kinds) - set(EDIT_KINDS)
     if unknown:
         raise ValueError(f"unknown edit kinds {sorted(unknown)}; known {EDIT_KINDS}")
     test, test_keys = _draw_split(np.random.default_rng([seed, 1]), n_test, spec, kinds, edits_per_scene, set(), "test")
-    train, _ = _draw_split(np.random.default_rng([seed, 0]), n_train, spec, kinds, edits_per_scene, test_keys, "train")
+    train, _ = _draw_split(np.random.default_rng([seed, 0]), n_train, spec, kinds, edits_per_scene,
+                           test_keys | set(exclude_scenes), "train", train_kind_weights)
     return pd.DataFrame(train + test, columns=[line.split(":")[0] for line in SCHEMA_DOC.splitlines()])
 
 
@@ -351,14 +374,17 @@ def draw_pool(
     edits_per_scene: int = 1,
     exclude_scenes=(),
     split: str = "pool",
+    kind_weights=None,
 ) -> pd.DataFrame:
     """``n`` edit examples (schema ``SCHEMA_DOC``) from source scenes not in
     ``exclude_scenes`` (canonical scene JSON strings, e.g. another dataset's
-    ``scene_before`` column), drawn from ``np.random.default_rng(seed)``."""
+    ``scene_before`` column), drawn from ``np.random.default_rng(seed)``; kinds uniformly,
+    or by ``kind_weights`` (kind -> relative weight)."""
     unknown = set(kinds) - set(EDIT_KINDS)
     if unknown:
         raise ValueError(f"unknown edit kinds {sorted(unknown)}; known {EDIT_KINDS}")
-    rows, _ = _draw_split(np.random.default_rng(seed), n, spec, kinds, edits_per_scene, set(exclude_scenes), split)
+    rows, _ = _draw_split(np.random.default_rng(seed), n, spec, kinds, edits_per_scene, set(exclude_scenes), split,
+                          kind_weights)
     return pd.DataFrame(rows, columns=[line.split(":")[0] for line in SCHEMA_DOC.splitlines()])
 
 
