@@ -343,7 +343,7 @@ def test_image_dag_in_dry_run(workdir, paper):
     for rule in ("image_data", "image_vq", "image_tokens", "image_base", "image_train", "image_eval", "table1"):
         assert f"rule {rule}:" in r.stdout, rule
     n_seeds = len(load_config(*([ROOT / "config" / "paper.yaml"] if paper else []))["image"]["seeds"])
-    assert n_seeds == (1 if paper else 3)
+    assert n_seeds == 1 if paper else n_seeds >= 2  # mini: an interval over seeds needs two
     # the base, then SFT and RM once per seed
     assert r.stdout.count("rule image_eval:") == 1 + 2 * n_seeds and r.stdout.count("rule image_train:") == 2 * n_seeds
     seeds = {int(line.split("--seed ")[1].split()[0]) for line in r.stdout.splitlines() if "image-train" in line}
