@@ -116,6 +116,27 @@ def test_train_kind_weights_keep_validation_and_test(tmp_path):
     assert plain[plain.split == "train"].kind.isin(["add", "move"]).mean() < 0.45
 
 
+def test_pool_kind_weights_move_only_the_base_pool(tmp_path):
+    """pool_kind_weights (ours) reweights the base's pre-training pool alone: the training,
+    validation and test edits are those of the unweighted draw, and the pool stays disjoint."""
+    cfg = mini_cfg()
+    cfg["data"].update(n_train=300, n_val=40, n_test=40)
+    cfg["data"]["scenes"]["n_base"] = 300
+    plain = im_data.make_data(cfg, 0, str(tmp_path / "a" / "edits.parquet"))
+    plain_pool = read_parquet(tmp_path / "a" / "base.parquet")
+    cfg["data"]["scenes"]["pool_kind_weights"] = {"add": 4, "move": 4}
+    heavy = im_data.make_data(cfg, 0, str(tmp_path / "b" / "edits.parquet"))
+    pool = read_parquet(tmp_path / "b" / "base.parquet")
+    pd.testing.assert_frame_equal(plain, heavy)
+    assert pool.kind.isin(["add", "move"]).mean() > 0.6 > 0.45 > plain_pool.kind.isin(["add", "move"]).mean()
+    assert not set(pool.scene_before) & set(heavy.scene_before)
+    # over train_kind_weights: the training edits follow theirs, the pool its own
+    cfg["data"]["scenes"].update(train_kind_weights={"add": 4, "move": 4}, pool_kind_weights={"add": 0, "move": 0})
+    both = im_data.make_data(cfg, 0, str(tmp_path / "c" / "edits.parquet"))
+    assert both[both.split == "train"].kind.isin(["add", "move"]).mean() > 0.6
+    assert not read_parquet(tmp_path / "c" / "base.parquet").kind.isin(["add", "move"]).any()
+
+
 def test_equal_budgets_and_base_start(mini):
     cfg, d, _ = mini
     runs = {w: json.loads((Path(d[w]) / "run.json").read_text()) for w in ("sft", "rm")}

@@ -54,19 +54,22 @@ def make_data(cfg: dict, seed: int, edits: str, pool: str | None = None) -> pd.D
         spec, sc = scene_spec_of(cfg), d["scenes"]
         kinds = tuple(sc["kinds"])
 
-        def training_sides(weights=None, exclude=frozenset()):
-            df = build_edit_dataset(d["n_train"], d["n_test"], seed, spec, kinds, sc["edits_per_scene"], weights,
-                                    exclude_scenes=exclude)
+        def training_sides(train_weights=None, pool_weights=None, exclude=frozenset()):
+            df = build_edit_dataset(d["n_train"], d["n_test"], seed, spec, kinds, sc["edits_per_scene"],
+                                    train_weights, exclude_scenes=exclude)
             pool_ = draw_pool(sc["n_base"], [seed, 2], spec, kinds, sc["edits_per_scene"],
-                              exclude_scenes=set(df["scene_before"]) | exclude, split="pool", kind_weights=weights)
+                              exclude_scenes=set(df["scene_before"]) | exclude, split="pool",
+                              kind_weights=pool_weights)
             return df, pool_
 
         df, pretrain = training_sides()
         val = draw_pool(d["n_val"], [seed, 3], spec, kinds, sc["edits_per_scene"],
                         exclude_scenes=set(df["scene_before"]) | set(pretrain["scene_before"]), split="val")
-        if sc["train_kind_weights"]:  # ours: the training sides drawn again by kind weight, away from the
-            # validation scenes, so validation and test are those of the uniform draw whatever the weights
-            df, pretrain = training_sides(sc["train_kind_weights"], frozenset(val["scene_before"]))
+        train_w = sc["train_kind_weights"]
+        pool_w = sc["pool_kind_weights"] or train_w  # ours: the base's pool by its own weights, else the training edits'
+        if train_w or pool_w:  # ours: the training sides drawn again by kind weight, away from the validation
+            # scenes, so validation and test are those of the uniform draw whatever the weights
+            df, pretrain = training_sides(train_w, pool_w, frozenset(val["scene_before"]))
         df = pd.concat([df, val], ignore_index=True)
         write_parquet(df, edits, SCHEMA_DOC)
         write_parquet(pretrain, pool or out / "base.parquet", SCHEMA_DOC)
