@@ -112,6 +112,7 @@ rule image_base:
     params:
         cfg=params_json(IMAGE, "model", "text", "base", "sft", "cfg_dropout"),
         seed=config["seed"],
+    priority: 5  # the head of the image chain: before the Sudoku models, after the text base
     threads: rule_threads(IMAGE_BASE_GROUP)
     resources:
         **slurm_resources(IMAGE_BASE_GROUP),

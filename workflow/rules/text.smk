@@ -68,6 +68,9 @@ rule text_base:
     params:
         cfg=params_json(TEXT, "backbone", "layout", "base"),
         seed=config["seed"],
+    # the head of the DAG's longest chain (base -> probe -> RM -> eval): started first, so that with
+    # -c2 it runs beside the Sudoku and image jobs instead of after them (8 min saved at mini scale)
+    priority: 10
     threads: rule_threads(TEXT_BASE_GROUP)
     resources:
         **slurm_resources(TEXT_BASE_GROUP),
