@@ -69,7 +69,8 @@ rule text_base:
         cfg=params_json(TEXT, "backbone", "layout", "base"),
         seed=config["seed"],
     # the head of the DAG's longest chain (base -> probe -> RM -> eval): started first, so that with
-    # -c2 it runs beside the Sudoku and image jobs instead of after them (8 min saved at mini scale)
+    # -c2 it runs beside the Sudoku and image jobs (without it, the lean mini run started it last and
+    # it ran 7.5 min alone on one core)
     priority: 10
     threads: rule_threads(TEXT_BASE_GROUP)
     resources:
