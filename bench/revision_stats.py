@@ -9,7 +9,13 @@ A model that trusts its own reveals re-masks few of them, right or wrong. In the
 every digit that follows a MASK is the target, so the history tells a model that reads it that a
 revealed digit is right; this measures whether the trained models act on that.
 
+With ``--at-turn T`` it also says how the boards that are not solved at turn T fail
+(``failure_breakdown``): a valid grid other than the solution, or a board that breaks a rule, and
+per such board the cells that differ from the solution, split into initial wrong digits kept,
+initial wrong digits replaced by another wrong digit, initially correct cells changed, and MASKs.
+
     python bench/revision_stats.py --box 3 3 t_rm_no_hr.parquet t_rm_hr.parquet --out stats.csv
+    python bench/revision_stats.py --box 3 3 --at-turn 6 t_rm_hr_decay_her.parquet --out fail.csv
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ import numpy as np
 import pandas as pd
 
 from rm_core.io import read_parquet
-from rm_core.tasks.sudoku import SudokuSpec
+from rm_core.tasks.sudoku import SudokuSpec, conflict_cells
 
 
 def revision_stats(states: np.ndarray, solution: np.ndarray, mask_id: int) -> dict:
@@ -46,10 +52,36 @@ def revision_stats(states: np.ndarray, solution: np.ndarray, mask_id: int) -> di
     }
 
 
+def failure_breakdown(states: np.ndarray, solution: np.ndarray, spec: SudokuSpec, turn: int) -> dict:
+    """How the boards that are not solved at ``turn`` fail. states: (B, S, N) token ids per turn
+    (state 0 = the given board); solution: (B, N). Boards: solved, a valid grid other than the
+    solution ("other grid"; no MASK, no rule broken), or broken (a rule broken or a MASK left).
+    Per unsolved board of each kind, the mean number of cells: differing from the solution,
+    an initial wrong digit kept, an initial wrong digit turned into another wrong digit, an
+    initially correct cell holding another digit, MASK."""
+    init, final = states[:, 0], states[:, turn]
+    masked = final == spec.mask_id
+    digits = np.where(masked, 0, final + 1)
+    solved = (final == solution).all(axis=1)
+    other_grid = ~solved & (conflict_cells(digits, spec) == 0) & ~masked.any(axis=1)
+    broken = ~solved & ~other_grid
+    wrong0 = init != solution
+    off = (final != solution) & ~masked
+    cells = {"differ": final != solution, "kept_wrong": wrong0 & (final == init),
+             "wrong_to_other_wrong": wrong0 & off & (final != init), "changed_correct": ~wrong0 & off,
+             "mask": masked}
+    out = {"at_turn": turn, "solved": int(solved.sum()), "other_grid": int(other_grid.sum()), "broken": int(broken.sum())}
+    for kind, sel in (("other_grid", other_grid), ("broken", broken)):
+        for name, c in cells.items():
+            out[f"{kind}_{name}"] = float(c[sel].sum(axis=1).mean()) if sel.any() else float("nan")
+    return out
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("trajectories", nargs="+")
     ap.add_argument("--box", nargs=2, type=int, required=True)
+    ap.add_argument("--at-turn", type=int, default=None, help="also break the unsolved boards at this turn down")
     ap.add_argument("--out", default=None)
     args = ap.parse_args()
     spec = SudokuSpec(*args.box)
@@ -60,7 +92,8 @@ def main():
             sol = np.stack([np.asarray(x) for x in part["solution"]])
             states = np.stack([np.asarray(x) for x in part["trajectory"]]).reshape(len(part), -1, spec.n_cells)
             rows.append({"file": path, "variant": variant, "boards": len(part), "turns": states.shape[1] - 1,
-                         **revision_stats(states, sol, spec.mask_id)})
+                         **revision_stats(states, sol, spec.mask_id),
+                         **({} if args.at_turn is None else failure_breakdown(states, sol, spec, args.at_turn))})
     out = pd.DataFrame(rows)
     print(out.to_string(index=False))
     if args.out:
