@@ -26,7 +26,8 @@ import numpy as np
 import pandas as pd
 
 from rm_core.io import read_parquet
-from rm_core.tasks.sudoku import SudokuSpec, conflict_cells
+from rm_core.metrics.sudoku import board_metrics
+from rm_core.tasks.sudoku import SudokuSpec
 
 
 def revision_stats(states: np.ndarray, solution: np.ndarray, mask_id: int) -> dict:
@@ -61,9 +62,9 @@ def failure_breakdown(states: np.ndarray, solution: np.ndarray, spec: SudokuSpec
     initially correct cell holding another digit, MASK."""
     init, final = states[:, 0], states[:, turn]
     masked = final == spec.mask_id
-    digits = np.where(masked, 0, final + 1)
-    solved = (final == solution).all(axis=1)
-    other_grid = ~solved & (conflict_cells(digits, spec) == 0) & ~masked.any(axis=1)
+    table2 = board_metrics(solution, init, states[:, : turn + 1], spec.mask_id, spec)  # Table 2's exact / valid
+    solved, valid = table2["exact"].to_numpy(), table2["valid"].to_numpy()  # valid: no rule broken, no MASK
+    other_grid = ~solved & valid
     broken = ~solved & ~other_grid
     wrong0 = init != solution
     off = (final != solution) & ~masked
