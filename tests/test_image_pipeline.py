@@ -148,6 +148,29 @@ def test_equal_budgets_and_base_start(mini):
     assert im_model.base_path(d["base"]) == str(Path(d["base"]).resolve())
 
 
+def test_curriculum_draws_its_first_batches_from_its_kinds(mini):
+    """image.curriculum (ours): the first `steps` batches come from the edits of `kinds` only, then
+    from all; off (steps 0), the rows are the plain uniform draw; SFT and RM both take it."""
+    kinds = pd.Series(["add", "remove", "move", "recolour", "add", "background"] * 5)
+    cfg = {"curriculum": {"kinds": ["add", "move"], "steps": 3}}
+    rows = im_train.batch_rows(cfg, kinds, len(kinds))
+    g = torch.Generator().manual_seed(0)
+    early = torch.cat([rows(step, 64, g) for step in range(3)])
+    late = torch.cat([rows(step, 64, g) for step in range(3, 9)])
+    assert set(kinds[early.numpy()]) == {"add", "move"}
+    assert set(kinds[late.numpy()]) == set(kinds)
+    off = im_train.batch_rows({"curriculum": {"kinds": ["add"], "steps": 0}}, kinds, len(kinds))
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert torch.equal(off(0, 16, g1), torch.randint(0, len(kinds), (16,), generator=g2))
+    # both methods sample through it: a kind that no training edit has is an error naming the key
+    mcfg, d, _ = mini
+    bad = {**mcfg, "curriculum": {"kinds": ["nonexistent"], "steps": 2}}
+    f = files(d)
+    for which in ("sft", "rm"):
+        with pytest.raises(ValueError, match="image.curriculum.kinds"):
+            im_train.train_model(bad, which, 0, f["tokens"], f["base"], str(Path(d["out"]) / f"cur_{which}/run.json"))
+
+
 def test_mini_eval_outputs(mini):
     cfg, d, summaries = mini
     for which in ("base", "sft", "rm"):

@@ -134,7 +134,7 @@ rule image_train:
     output:
         run=f"{IM}/models/{{which}}_s{{seed}}/run.json",
     params:
-        cfg=lambda w: params_json(IMAGE, "model", "text", "train", "cfg_dropout",
+        cfg=lambda w: params_json(IMAGE, "model", "text", "train", "curriculum", "cfg_dropout",
                                   **({"sft": IMAGE["sft"]} if w.which == "sft" else {"rm": training_settings(IMAGE["rm"])})),
     wildcard_constraints:
         which="sft|rm",

@@ -7,6 +7,8 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import torch
 import torch.nn.functional as F
 
@@ -52,8 +54,28 @@ def _tgt_shift(spec: LayoutSpec) -> int:
     return int(tgt[0] - src[0])
 
 
-def sft_loss_fn(cfg: dict, spec: LayoutSpec, data: dict, mode: str = "sft"):
-    """Vanilla MDM on the edit data (``sft``), or the base pre-training mixture (``base``)."""
+def batch_rows(cfg: dict, kinds: pd.Series | None, n: int):
+    """Row indices of one training batch, ``rows(step, bs, g)``: uniform over the ``n`` training
+    edits; with ``image.curriculum`` (ours, off at ``steps: 0``) the first ``steps`` batches are
+    drawn from the edits of ``curriculum.kinds`` only (e.g. the location edits, add and move)."""
+    cur = (cfg.get("curriculum") or {}) if kinds is not None else {}
+    n_first = int(cur.get("steps", 0))
+    first = torch.as_tensor(np.flatnonzero(kinds.isin(cur["kinds"]).to_numpy())) if n_first else None
+    if first is not None and len(first) == 0:
+        raise ValueError(f"image.curriculum.kinds {cur['kinds']} match no training edit "
+                         f"(kinds present: {sorted(kinds.unique())})")
+
+    def rows(step: int, bs: int, g: torch.Generator) -> torch.Tensor:
+        if first is not None and step < n_first:
+            return first[torch.randint(0, len(first), (bs,), generator=g, device=g.device).cpu()]
+        return torch.randint(0, n, (bs,), generator=g, device=g.device).cpu()
+
+    return rows
+
+
+def sft_loss_fn(cfg: dict, spec: LayoutSpec, data: dict, mode: str = "sft", kinds: pd.Series | None = None):
+    """Vanilla MDM on the edit data (``sft``), or the base pre-training mixture (``base``);
+    ``kinds``: the training edits' kinds, for ``image.curriculum``."""
     objective = cfg["sft"]["objective"]
     bs = int((cfg["base"]["train"] if mode == "base" else cfg["train"])["batch_size"])
     ids_all, edit_row, src_all = data["ids"], data["editable"], data["src"]
@@ -64,10 +86,11 @@ def sft_loss_fn(cfg: dict, spec: LayoutSpec, data: dict, mode: str = "sft"):
                 if mode == "base" else None)
     unc_seq = torch.zeros(len(text_row), dtype=torch.long)
     unc_seq[text_row] = uncond_text_ids(spec)  # the unconditional prompt's slot, at its positions
+    rows = batch_rows(cfg, kinds if mode == "sft" else None, len(ids_all))
 
     def loss_fn(model, step, g):
         dev = g.device
-        idx = torch.randint(0, len(ids_all), (bs,), generator=g, device=dev).cpu()
+        idx = rows(step, bs, g)
         target = ids_all[idx].to(dev)
         maskable = edit_row.to(dev).expand(bs, -1)
         parts = {}
@@ -129,18 +152,20 @@ def ordering_loss(logits: torch.Tensor, z: torch.Tensor, target: torch.Tensor, e
     return ((pair * pm).sum((1, 2))[rows] / n[rows]).mean()
 
 
-def rm_loss_fn(cfg: dict, spec: LayoutSpec, data: dict):
-    """Appendix C with the source proposal, Eq. 4, CFG dropout, unlikelihood (+ ordering)."""
+def rm_loss_fn(cfg: dict, spec: LayoutSpec, data: dict, kinds: pd.Series | None = None):
+    """Appendix C with the source proposal, Eq. 4, CFG dropout, unlikelihood (+ ordering);
+    ``kinds``: the training edits' kinds, for ``image.curriculum``."""
     rm = rm_settings(cfg)
     T, history = rm.T, rm.history
     bs = int(cfg["train"]["batch_size"])
     ids_all, edit_row, src_all = data["ids"], data["editable"], data["src"]
     # the ordering loss builds (B, n, n) pairs over the editable positions only
     tgt_idx = edit_row.nonzero().squeeze(1)
+    rows = batch_rows(cfg, kinds, len(ids_all))
 
     def loss_fn(model, step, g):
         dev = g.device
-        idx = torch.randint(0, len(ids_all), (bs,), generator=g, device=dev).cpu()
+        idx = rows(step, bs, g)
         target, src = ids_all[idx].to(dev), src_all[idx].to(dev)
         editable = edit_row.to(dev).expand(bs, -1)
         inst = build_instances(target, editable, T, spec.mask_id, SourceProposal(src), g, rm.edit_set, rm.p_wrong,
@@ -211,8 +236,10 @@ def train_model(cfg: dict, which: str, seed: int, tokens: str, base: str, run: s
     if not is_mini(cfg) and cfg["model"].get("gradient_checkpointing"):
         model.gradient_checkpointing_enable()
     tcfg = _train_cfg(cfg["train"], seed)
-    loss_fn = sft_loss_fn(cfg, spec, data) if which == "sft" else rm_loss_fn(cfg, spec, data)
+    kinds = tr["kind"]
+    loss_fn = sft_loss_fn(cfg, spec, data, kinds=kinds) if which == "sft" else rm_loss_fn(cfg, spec, data, kinds)
     fp = {"stage": which, "train": cfg["train"], "cfg_dropout": cfg["cfg_dropout"], "n": len(tr),
+          **({"curriculum": cfg["curriculum"]} if cfg.get("curriculum", {}).get("steps") else {}),
           "data": files_digest([tokens]),
           "base": base_path(base_dir), **({"sft": cfg["sft"]} if which == "sft" else {"rm": cfg["rm"]})}
     log.info("%s: %d training edits, %d steps x batch %d", which, len(tr), tcfg.steps, tcfg.batch_size)
