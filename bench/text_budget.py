@@ -3,12 +3,14 @@
 For a budget of F forward passes per answer: base and SFT run LLaDA's low-confidence sampler
 for F steps (38 steps = one token per step for the mini answer region; fewer steps reveal
 several tokens at once, i.e. parallel decoding); RM drafts for F − T steps with the same sampler
-and then runs T turns of Eq. 1 (the configured ``rm.eval``), so every model gets F passes; the
-row ``rm (from MASK)`` runs F turns of Eq. 1 from an all-MASK answer instead. Graded with the
-tasks' own graders on the generation tasks (math, code) of the chosen split (default:
-validation; choices are made there).
+and then runs T turns of Eq. 1 (the configured ``rm.eval``; ``--rm-turns`` gives other splits k,
+a draft of F − k steps + k turns, so budgets at or under T get RM rows too; k = 0 is RM's draft
+alone), so every model gets F passes; the row ``rm (from MASK)`` runs F turns of Eq. 1 from an
+all-MASK answer instead. Graded with the tasks' own graders on the generation tasks (math, code)
+of the chosen split (default: validation; choices are made there).
 
     python bench/text_budget.py --results results --budgets 8 12 19 38 --out budget.jsonl
+    python bench/text_budget.py --results results --budgets 2 4 8 --rm-turns 0 1 2 6
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ def main() -> None:
     ap.add_argument("--split", default="val", choices=["val", "test"])
     ap.add_argument("--budgets", type=int, nargs="+", default=[8, 12, 19, 38])
     ap.add_argument("--models", nargs="+", default=None, help="model folders under text/models (default: all)")
+    ap.add_argument("--rm-turns", type=int, nargs="+", default=None,
+                    help="RM rows: a draft of F - k steps + k turns for each k < F; 0: the draft alone (default: the configured T)")
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--tasks", nargs="+", default=None, help="generation tasks to decode (default: all)")
     ap.add_argument("--out", default=None, help="append the rows as JSON lines here")
@@ -61,7 +65,7 @@ def main() -> None:
     configure_code_sandbox(cfg0["eval"]["unsafe_code_exec"])
     root = Path(args.results) / "text"
     info = json.loads((root / "data" / "tasks.json").read_text())
-    T = int(cfg0["rm"]["eval"]["turns"])
+    ks = args.rm_turns or [int(cfg0["rm"]["eval"]["turns"])]
     names = args.models or sorted(p.name for p in (root / "models").iterdir() if (p / "model.json").exists())
     for name in names:
         model, tok = load_reference(root / "models" / name / "model.json", cfg0["backbone"]["dtype"])
@@ -69,9 +73,13 @@ def main() -> None:
         for F in args.budgets:
             runs = []
             if name.startswith("rm"):
-                if F > T:
-                    runs.append(("rm", f"draft {F - T} + {T} turns",
-                                 merge(cfg0, {"rm": {"eval": {"init": "draft", "draft_steps": F - T}}})))
+                for k in ks:
+                    if k == 0:  # RM's draft alone: the low-confidence sampler for all F passes
+                        runs.append(("low_confidence", f"draft {F} + 0 turns",
+                                     merge(cfg0, {"eval": {"low_confidence": {"steps": F}}})))
+                    elif k < F:
+                        runs.append(("rm", f"draft {F - k} + {k} turns",
+                                     merge(cfg0, {"rm": {"eval": {"init": "draft", "draft_steps": F - k, "turns": k}}})))
                 runs.append(("rm", f"{F} turns from MASK",
                              merge(cfg0, {"rm": {"eval": {"init": "mask", "turns": F, "early_stop": False}}})))
             else:
