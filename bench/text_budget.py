@@ -48,6 +48,14 @@ def accuracy(cfg: dict, model, tok, sampler: str, info: dict, split: str, limit:
     return out
 
 
+def emit(row: dict, out: str | None) -> None:
+    """Print ``row`` (floats rounded) and append it, unrounded, as a JSON line to ``out``."""
+    print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
+    if out:
+        with open(out, "a") as f:
+            f.write(json.dumps(row) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--results", default="results")
@@ -87,10 +95,7 @@ def main() -> None:
             for sampler, label, c in runs:
                 row = {"model": name, "budget": F, "decoding": label, "split": args.split,
                        **accuracy(c, model, tok, sampler, info, args.split, args.limit, args.tasks)}
-                print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-                if args.out:
-                    with open(args.out, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                emit(row, args.out)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from rm_core.config import load_config
 from rm_core.method import merge
 from rm_core.metrics.code_sandbox import configure as configure_code_sandbox
 from rm_core.pipeline.text.evaluate import _grader, doc_batches, generation_docs, make_lm
+from text_budget import emit
 
 
 def load(root: Path, name: str, dtype: str):
@@ -72,10 +73,7 @@ def main() -> None:
                        "draft_acc": 100.0 * b.mean(), "after_turns_acc": 100.0 * a.mean(),
                        "fixed": int((~b & a).sum()), "broken": int((b & ~a).sum()),
                        "answers_changed_pct": 100.0 * float(np.mean(np.array(changed) > 0))}
-                print(json.dumps({k: round(v, 2) if isinstance(v, float) else v for k, v in row.items()}), flush=True)
-                if args.out:
-                    with open(args.out, "a") as f:
-                        f.write(json.dumps(row) + "\n")
+                emit(row, args.out)
 
 
 if __name__ == "__main__":
