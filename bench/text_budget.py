@@ -79,19 +79,18 @@ def main() -> None:
         model, tok = load_reference(root / "models" / name / "model.json", cfg0["backbone"]["dtype"])
         model.eval()
         for F in args.budgets:
-            runs = []
+            runs, lc_F = [], merge(cfg0, {"eval": {"low_confidence": {"steps": F}}})  # the sampler for all F passes
             if name.startswith("rm"):
                 for k in ks:
-                    if k == 0:  # RM's draft alone: the low-confidence sampler for all F passes
-                        runs.append(("low_confidence", f"draft {F} + 0 turns",
-                                     merge(cfg0, {"eval": {"low_confidence": {"steps": F}}})))
+                    if k == 0:  # RM's draft alone
+                        runs.append(("low_confidence", f"draft {F} + 0 turns", lc_F))
                     elif k < F:
                         runs.append(("rm", f"draft {F - k} + {k} turns",
                                      merge(cfg0, {"rm": {"eval": {"init": "draft", "draft_steps": F - k, "turns": k}}})))
                 runs.append(("rm", f"{F} turns from MASK",
                              merge(cfg0, {"rm": {"eval": {"init": "mask", "turns": F, "early_stop": False}}})))
             else:
-                runs.append(("low_confidence", f"{F} steps", merge(cfg0, {"eval": {"low_confidence": {"steps": F}}})))
+                runs.append(("low_confidence", f"{F} steps", lc_F))
             for sampler, label, c in runs:
                 row = {"model": name, "budget": F, "decoding": label, "split": args.split,
                        **accuracy(c, model, tok, sampler, info, args.split, args.limit, args.tasks)}
