@@ -64,6 +64,43 @@ def test_code_passes_own_asserts(mini):
     assert not run_tests(wrong, df["test_list"][0]).passed
 
 
+def test_code_examples_prompt_shows_the_asserts():
+    """``prompt="examples"``: the prompt's f(0), f(1), f(2) are the asserts and the reference returns them."""
+    d = make_mini("code", 300, 60, seed=5, n_val=60, prompt="examples")
+    for df in d.values():
+        for prompt, code, tests in zip(df["prompt"].head(15), df["code"].head(15), df["test_list"].head(15)):
+            shown = re.fullmatch(r"def f\(x\): f\(0\)=(-?\d+) f\(1\)=(-?\d+) f\(2\)=(-?\d+)", prompt).groups()
+            assert tests == [f"assert f({x})=={v}" for x, v in zip((0, 1, 2), shown)]
+            env = {}
+            exec(code, env)  # the generator's own reference program, not model output
+            assert [env["f"](x) for x in (0, 1, 2)] == [int(v) for v in shown]
+        assert df["prompt"].str.len().max() <= MAX_PROMPT and df["response"].str.len().max() <= MAX_RESPONSE
+    assert not set(d["train"]["prompt"]) & (set(d["test"]["prompt"]) | set(d["val"]["prompt"]))
+    assert not set(d["val"]["prompt"]) & set(d["test"]["prompt"])
+    wrong = d["test"]["code"][0].replace("return", "return 1+")
+    assert not run_tests(wrong, d["test"]["test_list"][0]).passed
+    with pytest.raises(ValueError, match="spec|examples"):
+        make_mini("code", 10, 5, prompt="asserts")
+
+
+def test_code_check_line_is_the_programs_value():
+    """``check=True``: the answer ends with ``assert f(1)==v``, v the program's value, and it runs with it."""
+    d = make_mini("code", 300, 60, seed=5, n_val=60, check=True)
+    for df in d.values():
+        for prompt, code, tests in zip(df["prompt"].head(15), df["response"].head(15), df["test_list"].head(15)):
+            program, check = code.rsplit("\n", 1)
+            env = {}
+            exec(program, env)  # the generator's own reference program, not model output
+            assert check == f"assert f(1)=={env['f'](1)}"
+            assert prompt.startswith("def f(x): ") and "f(1)" not in prompt  # the value is worked out, not shown
+            assert run_tests(code, tests, timeout=10).passed
+        assert df["response"].str.len().max() <= MAX_CHECKED
+    program, check = d["test"]["response"][0].rsplit("\n", 1)
+    value = int(check.split("==")[1])
+    wrong = f"{program}\nassert f(1)=={value + 1}"  # a wrong worked value fails the problem
+    assert not run_tests(wrong, d["test"]["test_list"][0]).passed
+
+
 def test_mc_well_formed(mini):
     for df in mini["mc"].values():
         for q, ch, i, key, prompt in zip(df["question"], df["choices"], df["answer_index"], df["answer_key"], df["prompt"]):

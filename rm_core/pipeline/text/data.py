@@ -61,7 +61,8 @@ def _make_mini(cfg: dict, seed: int, out: Path) -> dict:
     m = cfg["data"]["mini"]
     kw = {"math": {"n_ops": tuple(m["math_n_ops"]), "ops": m["math_ops"], "max_digit": int(m["math_max_digit"]),
                    "balanced": bool(m["math_balanced"]), "check": bool(m["math_check"])},
-          "code": {"n_steps": tuple(m["code_steps"]), "ops": m.get("code_ops")},
+          "code": {"n_steps": tuple(m["code_steps"]), "ops": m["code_ops"], "prompt": m["code_prompt"],
+                   "check": bool(m["code_check"])},
           "mc": {"max_value": int(m["mc_max_value"]), "answer": m["mc_answer"]}}
     pairs, paths, val_paths = [], {}, {}
     for i, kind in enumerate(cfg["tasks"]):

@@ -43,7 +43,7 @@ def _fitting_pairs(tok, cfg: dict, pairs_path: str):
     keep = response_fits(tok, pairs["response"], int(cfg["layout"]["gen_length"]))
     if not keep.all() and cfg["backbone"]["kind"] == "small":  # mini tasks are built to fit: a config error
         raise ValueError(f"{int((~keep).sum())} of {len(keep)} mini training responses are longer than "
-                         f"text.layout.gen_length = {cfg['layout']['gen_length']} (e.g. math_check needs 64); raise it")
+                         f"text.layout.gen_length = {cfg['layout']['gen_length']} (e.g. math_check needs 64, code_check 56); raise it")
     if not keep.all():
         log.warning("%d of %d training responses exceed gen_length and are left out", int((~keep).sum()), len(keep))
     return pairs[keep].reset_index(drop=True)

@@ -19,18 +19,20 @@ mini config uses "+-": sums and differences of digits, learnable in minutes on a
 ``sum`` (only +), ``difference`` (only -), ``mixed`` (+ and -), ``product`` (any *);
 ``level`` is the number of operators.
 code: 2-3 steps from add k, sub k, mul k, mod k, double, square, negate (k in 1-9; mul and mod
-from 2; ``ops`` restricts the set: the pipeline's mini config uses the four "<op> k" steps, whose
-spec words all have the same width); asserts at 3 distinct x in [-9, 9]. Each line reads the
+from 2; ``ops`` restricts the set); asserts at 3 distinct x in [-9, 9]. Each line reads the
 variable the line before it wrote, so the lines must agree with each other and with the spec.
+``prompt="examples"`` (ours) shows ``f(0)=.. f(1)=.. f(2)=..`` instead of the spec, and those are
+the asserts (MBPP's prompt shows its tests): the program must be inferred, not transcribed.
+``check=True`` (ours) ends the response with ``assert f(1)==<value>``: the program's value worked out.
 mc: "a+b=?" (a, b in 0..max_value//2; distractors are near misses), "largest?" and "smallest?"
 over 4 distinct numbers in 0..max_value (default 99); letters A-D, the answer position uniform.
 ``answer="text"`` scores the choice texts after the bare question instead (lm-eval's ARC format;
 the pipeline's mini config, with one-digit choices).
 
-Train and test are disjoint by ``key`` (math: the expression; code: the spec; mc "a+b": the stem,
+Train and test are disjoint by ``key`` (math: the expression; code: the spec or examples; mc "a+b": the stem,
 "largest"/"smallest": stem + the set of choices). Each generator returns {"train", "test"}
 DataFrames with the columns of the matching real loader (benchmarks.py) plus ``prompt`` and
-``response``; lengths: prompt ≤ 48 and response ≤ 48 characters (math with check steps: ≤ 72).
+``response``; lengths: prompt ≤ 48 and response ≤ 48 characters (with check steps or line: ≤ 72).
 """
 
 from __future__ import annotations
@@ -220,21 +222,48 @@ def _apply(ops, x: int) -> int:
     return x
 
 
-def make_code(n_train: int, n_test: int, seed: int = 0, n_steps=(2, 3), ops=None, n_val: int = 0) -> dict[str, pd.DataFrame]:
+EXAMPLE_XS = (0, 1, 2)  # the inputs a code prompt of kind "examples" shows
+EXAMPLE_MAX = 99  # ... and the largest |f(x)| it shows (larger draws are redrawn: short prompts)
+CHECK_X = 1  # the input of a code response's own check line (``check=True``)
+
+
+def code_examples(ops: list[tuple[str, int | None]]) -> str:
+    """The "examples" prompt text: ``f(0)=6 f(1)=8 f(2)=10`` (what the function must return)."""
+    return " ".join(f"f({x})={_apply(ops, x)}" for x in EXAMPLE_XS)
+
+
+def make_code(n_train: int, n_test: int, seed: int = 0, n_steps=(2, 3), ops=None, n_val: int = 0,
+              prompt: str = "spec", check: bool = False) -> dict[str, pd.DataFrame]:
+    """``prompt``: "spec" (the steps in words, each code token fixed by the prompt) or "examples"
+    (ours: f at x = 0, 1, 2, as MBPP shows its asserts; the model must infer a program, and those
+    three asserts grade it, so any program that returns them is right). The split key is the
+    prompt text, so an examples problem never has its examples on two sides.
+
+    ``check`` (ours): the response ends with ``assert f(1)==<value>``, the program's own value at
+    x = 1 worked out, a check the lines above must agree with; it runs with the program, so a wrong
+    value fails the problem."""
     table = [o for o in _CODE_OPS if ops is None or o[0] in ops]
     if not table or (ops is not None and set(ops) - {o[0] for o in _CODE_OPS}):
         raise ValueError(f"code ops must be a non-empty subset of {[o[0] for o in _CODE_OPS]}, got {ops!r}")
+    if prompt not in ("spec", "examples"):
+        raise ValueError(f"code prompt must be spec|examples, got {prompt!r}")
 
     def draw(rng):
-        ops_ = []
-        for _ in range(int(rng.choice(list(n_steps)))):
-            name, ks, _ = table[int(rng.integers(len(table)))]
-            ops_.append((name, None if ks is None else int(rng.choice(list(ks)))))
-        spec = code_spec(ops_)
-        xs = rng.choice(np.arange(-9, 10), size=3, replace=False)
-        tests = [f"assert f({int(x)})=={_apply(ops_, int(x))}" for x in xs]
-        code = code_program(ops_)
-        return spec, {"text": spec, "code": code, "test_list": tests, "test_setup_code": "", "challenge_test_list": []}
+        while True:
+            ops_ = []
+            for _ in range(int(rng.choice(list(n_steps)))):
+                name, ks, _ = table[int(rng.integers(len(table)))]
+                ops_.append((name, None if ks is None else int(rng.choice(list(ks)))))
+            if prompt == "spec" or all(abs(_apply(ops_, x)) <= EXAMPLE_MAX for x in EXAMPLE_XS):
+                break
+        if prompt == "spec":
+            text = code_spec(ops_)
+            xs = [int(x) for x in rng.choice(np.arange(-9, 10), size=3, replace=False)]
+        else:
+            text, xs = code_examples(ops_), list(EXAMPLE_XS)
+        tests = [f"assert f({x})=={_apply(ops_, x)}" for x in xs]
+        code = code_program(ops_) + (f"\nassert f({CHECK_X})=={_apply(ops_, CHECK_X)}" if check else "")
+        return text, {"text": text, "code": code, "test_list": tests, "test_setup_code": "", "challenge_test_list": []}
 
     out = {}
     offset = {"test": 1, "train": n_test + 1, "val": n_test + n_train + 1}
